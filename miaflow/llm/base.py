@@ -26,6 +26,8 @@ class GenerationConfig:
     """0 means greedy decoding."""
     top_p: float = 1.0
     max_tokens: int = 256
+    min_tokens: int = 0
+    """Generate at least this many tokens before an end of turn may stop it (for benchmarks of equal length)."""
     stop: tuple[str, ...] = ()
     """Generation stops at the first of these strings (which is cut from the text)."""
     seed: int | None = None
