@@ -7,11 +7,32 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Embedder", "default_embedder"]
+__all__ = [
+    "Embedder",
+    "default_embedder",
+    "Trajectory",
+    "MemoryRecord",
+    "ScoredMemory",
+    "Recall",
+    "TrajectoryStore",
+    "TrajectoryStoreConfig",
+    "CompressionConfig",
+    "UtilityUpdate",
+    "compress",
+]
 
 _LAZY = {
     "Embedder": ".embeddings",
     "default_embedder": ".embeddings",
+    "Trajectory": ".trajectory",
+    "MemoryRecord": ".trajectory",
+    "ScoredMemory": ".trajectory",
+    "Recall": ".trajectory",
+    "TrajectoryStore": ".store",
+    "UtilityUpdate": ".store",
+    "TrajectoryStoreConfig": ".config",
+    "CompressionConfig": ".config",
+    "compress": ".compress",
 }
 
 

@@ -1,0 +1,676 @@
+"""The Memory Manager's non-parametric memory: compressed trajectories with learned utilities, on ChromaDB.
+
+- Storage: one Chroma collection per namespace (so namespaces never leak), embedded ``PersistentClient`` in a folder
+  by default, ``HttpClient`` against a ``chroma run`` server when processes or machines share memory. A record's
+  embedding is its question's; everything else is metadata (no Chroma documents: their full-text index only slows
+  writes down). A small ``miaflow-store.json`` marks a folder as a store.
+- Write rules (MIA): a near-duplicate question (cosine >= 0.9999) replaces an incorrect or unknown entry, or a
+  correct one when the new run is correct and its summary shorter; otherwise the existing entry is kept. The
+  replacement is one atomic write under the old id, with a fresh utility.
+- Recall (MemRL): phase A asks Chroma for the top k1 by cosine (no ``where`` filter: it is slow at scale) and keeps
+  those above delta; phase B ranks them in Python by 0.5*z(sim) + 0.5*z(Q) and keeps k2; under tau, no memory.
+- Utilities (MemRL): Q <- Q + alpha*(r - Q), stored as an idempotent event per (task, memory), see ``_utility``.
+  Every update is a single Chroma write, so a crash never leaves half of one, and concurrent writers lose nothing.
+- Capacity: past ``max_records`` the records with the lowest Q + recency bonus are evicted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError, MemoryStoreError, MiaflowError
+from ._chroma import collection_name, open_client
+from ._codec import STATIC_KEYS, from_metadata, to_metadata
+from ._utility import (
+    EVENT_PREFIX,
+    compaction_patch,
+    event_value,
+    fold,
+    is_utility_key,
+    phase_b_scores,
+    task_hash,
+)
+from .compress import compress
+from .config import CompressionConfig, TrajectoryStoreConfig
+from .trajectory import MemoryRecord, Recall, ScoredMemory, Trajectory, _check_reward
+
+__all__ = ["TrajectoryStore", "UtilityUpdate", "MARKER_FILE"]
+
+log = logging.getLogger(__name__)
+
+MARKER_FILE = "miaflow-store.json"
+_FORMAT = "miaflow-trajectory-store"
+_VERSION = 1
+_PAGE = 2000
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class UtilityUpdate:
+    """What :meth:`TrajectoryStore.update_utilities` did."""
+
+    applied: tuple[str, ...]
+    """Memory ids whose Q-value moved."""
+    repeated: tuple[str, ...]
+    """Memory ids this task had already updated (ignored: counted once)."""
+    q_values: dict[str, float]
+    """Q-value of each given id after the update, as seen by this process."""
+
+
+def _check_question(question: Any) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError("the question must be a non-empty string")
+    return question.strip()
+
+
+def _check_ids(ids: Any, what: str = "ids") -> list[str]:
+    if isinstance(ids, str):
+        ids = [ids]
+    try:
+        out = list(dict.fromkeys(ids))
+    except TypeError as e:
+        raise InvalidInputError(f"{what} must be a list of strings, got {ids!r}") from e
+    if not all(isinstance(i, str) and i for i in out):
+        raise InvalidInputError(f"{what} must be non-empty strings, got {out!r}")
+    return out
+
+
+class TrajectoryStore:
+    """Compressed trajectories with learned utilities, in a folder or on a Chroma server.
+
+    >>> store = TrajectoryStore("memories/")                       # doctest: +SKIP
+    >>> store.add(Trajectory(task_id="t1", question="Who ...?", answer="...", judgement="correct", reward=1.0))
+    >>> recall = store.recall("Who ...?"); store.update_utilities("t2", recall.ids, reward=1.0)
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        namespace: str = "default",
+        host: str | None = None,
+        port: int | None = None,
+        config: TrajectoryStoreConfig | None = None,
+        compression: CompressionConfig | None = None,
+        embedder: Any = None,
+        llm: Any = None,
+    ):
+        self.namespace = self._check_ns(namespace)
+        self.config = config or TrajectoryStoreConfig()
+        self.compression = compression or CompressionConfig()
+        self.llm = llm
+        self._embedder = embedder
+        self.path = Path(path) if path is not None and not host else None
+        self.where = f"http://{host}:{port or 8000}" if host else str(path)
+        self._cols: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._rng = random.Random(self.config.seed)
+        self.counters: Counter[str] = Counter()
+        if host:
+            with self._errors("connect to the Chroma server"):
+                self._client = open_client(host=host, port=port)
+                self._client.heartbeat()
+        else:
+            if path is None:
+                raise InvalidInputError("give a folder path, or host= (and port=) of a Chroma server")
+            self._prepare_folder(Path(path))
+            with self._errors("open the store"):
+                self._client = open_client(path)
+                for ns in self.namespaces():  # reading every collection proves the folder is healthy
+                    self._collection(ns, create=False)
+
+    # ------------------------------------------------------------------ plumbing
+    @staticmethod
+    def _check_ns(namespace: Any) -> str:
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise InvalidInputError(f"namespace must be a non-empty string, got {namespace!r}")
+        return namespace
+
+    def _ns(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else self._check_ns(namespace)
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from .embeddings import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def _prepare_folder(self, path: Path) -> None:
+        marker = path / MARKER_FILE
+        if path.exists() and not path.is_dir():
+            raise MemoryStoreError(f"{path} is a file, not a trajectory store folder")
+        if marker.exists():
+            try:
+                info = json.loads(marker.read_text())
+                ok = info.get("format") == _FORMAT
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                raise MemoryStoreError(f"{marker} is damaged or not a miaflow marker; restore it or use another folder")
+            return
+        if path.exists() and any(path.iterdir()):
+            raise MemoryStoreError(
+                f"{path} is not a miaflow trajectory store (no {MARKER_FILE}) and is not empty; "
+                "give a new or empty folder"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / (MARKER_FILE + ".tmp")
+        tmp.write_text(json.dumps({"format": _FORMAT, "version": _VERSION}))
+        os.replace(tmp, marker)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except MiaflowError:
+            raise
+        except Exception as e:  # Chroma, sqlite, HTTP: one clear error type for callers
+            err = MemoryStoreError(f"could not {what} at {self.where}: {type(e).__name__}: {e}")
+            err.retryable = isinstance(e, (ConnectionError, TimeoutError)) or "connect" in str(e).lower()
+            raise err from e
+
+    def _collection(self, ns: str, *, create: bool) -> Any:
+        col = self._cols.get(ns)
+        if col is not None:
+            return col
+        name = collection_name(self.config.collection_prefix, ns)
+        if create:
+            col = self._client.get_or_create_collection(
+                name, metadata={"hnsw:space": "cosine", "namespace": ns, "format": _FORMAT},
+                embedding_function=None,
+            )
+        else:
+            from chromadb.errors import NotFoundError
+
+            try:
+                col = self._client.get_collection(name, embedding_function=None)
+            except (NotFoundError, ValueError):
+                return None
+        self._cols[ns] = col
+        return col
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        vecs = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        if vecs.shape[0] != len(texts) or not np.isfinite(vecs).all():
+            raise MemoryStoreError("the embedder returned vectors of the wrong shape or non-finite values")
+        return vecs
+
+    def _fold(self, meta: dict[str, Any]) -> Any:
+        c = self.config
+        return fold(meta, alpha=c.alpha, q_init=c.q_init, success_threshold=c.success_threshold)
+
+    def _record(self, rec_id: str, meta: dict[str, Any], ns: str) -> MemoryRecord:
+        return from_metadata(rec_id, meta, ns, self._fold(meta))
+
+    def _batch(self) -> int:
+        try:
+            return max(1, min(int(self._client.get_max_batch_size()), 5000))
+        except Exception:
+            return 1000
+
+    # ------------------------------------------------------------------ namespaces and reads
+    def namespaces(self) -> list[str]:
+        """Namespaces that hold a collection in this store."""
+        with self._errors("list namespaces"):
+            cols = self._client.list_collections()
+        out = []
+        for c in cols:
+            meta = getattr(c, "metadata", None) or {}
+            if meta.get("format") == _FORMAT and str(c.name).startswith(self.config.collection_prefix + "-"):
+                out.append(str(meta["namespace"]))
+        return sorted(out)
+
+    def count(self, namespace: str | None = None) -> int:
+        ns = self._ns(namespace)
+        with self._errors("count records"):
+            col = self._collection(ns, create=False)
+            return 0 if col is None else int(col.count())
+
+    def get(self, ids: str | Sequence[str], *, namespace: str | None = None) -> list[MemoryRecord]:
+        """Records by id, in the given order; an unknown id raises :class:`InvalidInputError`."""
+        ids = _check_ids(ids)
+        ns = self._ns(namespace)
+        metas = self._metas(ns, ids)
+        return [self._record(i, metas[i], ns) for i in ids]
+
+    def _metas(self, ns: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        with self._errors("read records"):
+            col = self._collection(ns, create=False)
+            got = col.get(ids=ids, include=["metadatas"]) if (col is not None and ids) else {"ids": [], "metadatas": []}
+        found = dict(zip(got["ids"], got["metadatas"], strict=True))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidInputError(f"unknown memory id(s) in namespace {ns!r}: {missing[:5]}")
+        return found
+
+    def iter_records(self, namespace: str | None = None) -> Iterator[MemoryRecord]:
+        """Every record of a namespace (paged)."""
+        ns = self._ns(namespace)
+        for rec_id, meta, _ in self._scan(ns):
+            yield self._record(rec_id, meta, ns)
+
+    def _scan(self, ns: str, *, embeddings: bool = False) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        col = self._collection(ns, create=False)
+        if col is None:
+            return
+        include = ["metadatas", "embeddings"] if embeddings else ["metadatas"]
+        offset = 0
+        while True:
+            with self._errors("scan records"):
+                got = col.get(include=include, limit=_PAGE, offset=offset)
+            if not got["ids"]:
+                return
+            embs = got.get("embeddings") if embeddings else None
+            for j, (rec_id, meta) in enumerate(zip(got["ids"], got["metadatas"], strict=True)):
+                yield rec_id, meta, (embs[j] if embs is not None else None)
+            offset += len(got["ids"])
+
+    # ------------------------------------------------------------------ writes
+    def _to_record(self, item: Trajectory | MemoryRecord, ns: str) -> MemoryRecord:
+        if isinstance(item, Trajectory):
+            return compress(item, self.llm, config=self.compression, namespace=ns)
+        if isinstance(item, MemoryRecord):
+            _check_question(item.question)
+            _check_reward(item.reward)
+            if not item.id:
+                raise InvalidInputError("a MemoryRecord to add needs an id")
+            return replace(item, namespace=ns)
+        raise InvalidInputError(f"add() takes a Trajectory or a MemoryRecord, got {type(item).__name__}")
+
+    def add(self, item: Trajectory | MemoryRecord, *, namespace: str | None = None) -> str:
+        """Store one trajectory (compressed) or record, applying the near-duplicate rules; returns the id kept."""
+        return self.add_many([item], namespace=namespace)[0]
+
+    def add_many(self, items: Iterable[Trajectory | MemoryRecord], *, namespace: str | None = None) -> list[str]:
+        """Store many at once (one batched embedding and one Chroma write per batch); returns the ids kept."""
+        ns = self._ns(namespace)
+        items = list(items)
+        records = [self._to_record(it, ns) for it in items]
+        caller_ids = any(isinstance(it, MemoryRecord) for it in items)  # compress() ids are fresh uuids
+        if not records:
+            return []
+        embs = self._embed([r.question for r in records])
+        with self._lock, self._errors("add records"):
+            col = self._collection(ns, create=True)
+            given = [r.id for r in records]
+            if len(set(given)) != len(given):
+                raise InvalidInputError("the records to add carry repeated ids")
+            if caller_ids:
+                clash = col.get(ids=given, include=[])["ids"]
+                if clash:
+                    raise InvalidInputError(f"record id(s) already stored: {clash[:5]}; delete them or import_jsonl")
+            kept, new, updates = self._apply_write_rules(col, records, embs)
+            step = self._batch()
+            new_ids = list(new)
+            for i in range(0, len(new_ids), step):
+                chunk = new_ids[i:i + step]
+                col.add(ids=chunk, embeddings=np.stack([new[c][1] for c in chunk]),
+                        metadatas=[to_metadata(new[c][0]) for c in chunk])
+            if updates:
+                up_ids = list(updates)
+                col.update(ids=up_ids, embeddings=np.stack([updates[u][1] for u in up_ids]),
+                           metadatas=[updates[u][2] for u in up_ids])
+            self.counters["added"] += len(new)
+            self.counters["replaced"] += len(updates)
+            self.counters["duplicates_kept"] += len(records) - len(new) - len(updates)
+            if self.config.max_records is not None:
+                self._evict(col, ns)
+        return kept
+
+    def _replaces(self, old_judgement: str, old_summary: str, rec: MemoryRecord) -> bool:
+        if old_judgement != "correct":
+            return True
+        return rec.judgement == "correct" and len(rec.summary) < len(old_summary)
+
+    def _apply_write_rules(
+        self, col: Any, records: list[MemoryRecord], embs: np.ndarray
+    ) -> tuple[list[str], dict[str, tuple[MemoryRecord, np.ndarray]], dict[str, tuple[MemoryRecord, np.ndarray, dict]]]:
+        thr = self.config.duplicate_threshold
+        new: dict[str, tuple[MemoryRecord, np.ndarray]] = {}
+        updates: dict[str, tuple[MemoryRecord, np.ndarray, dict]] = {}
+        if thr is None:
+            return [r.id for r in records], {r.id: (r, e) for r, e in zip(records, embs, strict=True)}, updates
+        near: list[tuple[str, float, dict] | None] = [None] * len(records)
+        if col.count() > 0:
+            step = self._batch()
+            for i in range(0, len(records), step):
+                res = col.query(query_embeddings=embs[i:i + step], n_results=1, include=["metadatas", "distances"])
+                for j, (ids, ds, ms) in enumerate(zip(res["ids"], res["distances"], res["metadatas"], strict=True)):
+                    if ids and 1.0 - ds[0] >= thr - 1e-6:
+                        near[i + j] = (ids[0], 1.0 - ds[0], ms[0])
+        kept: list[str] = []
+        for idx, (rec, emb) in enumerate(zip(records, embs, strict=True)):
+            best: tuple[str, float] | None = None
+            if new:  # near-duplicates inside the batch itself
+                pend = list(new)
+                sims = np.stack([new[p][1] for p in pend]) @ emb
+                j = int(np.argmax(sims))
+                if sims[j] >= thr - 1e-6:
+                    best = (pend[j], float(sims[j]))
+            hit = near[idx]
+            if hit is not None and (best is None or hit[1] > best[1]):
+                best = (hit[0], hit[1])
+            if best is None:
+                new[rec.id] = (rec, emb)
+                kept.append(rec.id)
+                continue
+            old_id = best[0]
+            if old_id in new:
+                old = new[old_id][0]
+                if self._replaces(old.judgement, old.summary, rec):
+                    new[old_id] = (replace(rec, id=old_id), emb)
+            elif old_id in updates:
+                old = updates[old_id][0]
+                if self._replaces(old.judgement, old.summary, rec):
+                    updates[old_id] = (replace(rec, id=old_id), emb, self._reset_meta(rec, hit[2]))  # type: ignore[index]
+            else:
+                assert hit is not None
+                old_meta = hit[2]
+                if self._replaces(str(old_meta.get("judgement")), str(old_meta.get("summary", "")), rec):
+                    updates[old_id] = (replace(rec, id=old_id), emb, self._reset_meta(rec, old_meta))
+            kept.append(old_id)
+        return kept, new, updates
+
+    @staticmethod
+    def _reset_meta(rec: MemoryRecord, old_meta: dict[str, Any]) -> dict[str, Any]:
+        """New static fields and every old utility key deleted: a fresh utility, in one write."""
+        meta: dict[str, Any] = {k: None for k in old_meta if is_utility_key(k)}
+        meta.update(to_metadata(rec))
+        return meta
+
+    def _evict(self, col: Any, ns: str) -> int:
+        cap = self.config.max_records
+        assert cap is not None
+        n = int(col.count())
+        if n <= cap:
+            return 0
+        target = cap - int(cap * self.config.evict_fraction)
+        now = time.time()
+        c = self.config
+        scored = []
+        for rec_id, meta, _ in self._scan(ns):
+            st = self._fold(meta)
+            idle = max(0.0, now - (st.last_used or float(meta.get("created_at", now))))
+            scored.append((st.q + c.recency_weight * 2.0 ** (-idle / c.recency_half_life_s), rec_id))
+        scored.sort()
+        victims = [rid for _, rid in scored[: max(0, len(scored) - target)]]
+        for i in range(0, len(victims), self._batch()):
+            col.delete(ids=victims[i:i + self._batch()])
+        self.counters["evicted"] += len(victims)
+        log.info("evicted %d low-utility memories from namespace %r", len(victims), ns)
+        return len(victims)
+
+    # ------------------------------------------------------------------ recall
+    def recall(
+        self, question: str, *, namespace: str | None = None, k1: int | None = None, k2: int | None = None,
+        epsilon: float | None = None,
+    ) -> Recall:
+        """MemRL two-phase recall; positive (correct) and negative (incorrect) exemplars apart, best first."""
+        q = _check_question(question)
+        ns = self._ns(namespace)
+        col = self._collection(ns, create=False)
+        if col is None:
+            self.counters["recalls_empty"] += 1
+            return Recall()
+        return self.recall_by_embedding(self._embed([q])[0], namespace=ns, k1=k1, k2=k2, epsilon=epsilon)
+
+    def recall_by_embedding(
+        self, embedding: Any, *, namespace: str | None = None, k1: int | None = None, k2: int | None = None,
+        epsilon: float | None = None,
+    ) -> Recall:
+        """:meth:`recall` with the query already embedded."""
+        c = self.config
+        k1 = c.k1 if k1 is None else int(k1)
+        k2 = min(k1, c.k2 if k2 is None else int(k2))
+        eps = c.epsilon if epsilon is None else float(epsilon)
+        if k1 < 1 or k2 < 1 or not 0 <= eps <= 1:
+            raise InvalidInputError(f"need k1 >= k2 >= 1 and epsilon in [0, 1], got k1={k1}, k2={k2}, epsilon={eps}")
+        ns = self._ns(namespace)
+        self.counters["recalls"] += 1
+        with self._errors("query memories"):
+            col = self._collection(ns, create=False)
+            if col is None:
+                self.counters["recalls_empty"] += 1
+                return Recall()
+            res = col.query(query_embeddings=np.asarray(embedding, np.float32)[None, :], n_results=k1,
+                            include=["metadatas", "distances"])
+        ids, metas = res["ids"][0], res["metadatas"][0]
+        if not ids:
+            self.counters["recalls_empty"] += 1
+            return Recall()
+        sims = 1.0 - np.asarray(res["distances"][0], dtype=np.float64)
+        best = float(sims.max())
+        keep = np.flatnonzero(sims >= c.delta)
+        if best < c.tau or keep.size == 0:
+            self.counters["recalls_empty"] += 1
+            return Recall(best_similarity=best, used_memory=False)
+        states = [self._fold(metas[i]) for i in keep]
+        qs = np.array([s.q for s in states])
+        scores = phase_b_scores(sims[keep], qs, sim_weight=c.sim_weight, q_weight=c.q_weight, clip=c.z_clip)
+        explored = eps > 0 and self._rng.random() < eps
+        if explored:
+            order = self._rng.sample(range(keep.size), min(k2, keep.size))
+            self.counters["recalls_explored"] += 1
+        else:
+            order = list(np.argsort(-scores, kind="stable")[:k2])
+        out: dict[str, list[ScoredMemory]] = {"correct": [], "incorrect": [], "unknown": []}
+        for j in order:
+            i = int(keep[j])
+            rec = from_metadata(ids[i], metas[i], ns, states[j])
+            out[rec.judgement].append(ScoredMemory(record=rec, similarity=float(sims[i]), score=float(scores[j]),
+                                                   explored=explored))
+        return Recall(positive=out["correct"], negative=out["incorrect"], neutral=out["unknown"],
+                      best_similarity=best, used_memory=True)
+
+    # ------------------------------------------------------------------ utilities
+    def update_utilities(
+        self, task_id: str, used_ids: Sequence[str], reward: float, *, namespace: str | None = None
+    ) -> UtilityUpdate:
+        """Q <- Q + alpha * (reward - Q) for each memory used by ``task_id``; a repeat of the same task counts once.
+
+        All ids are checked first (an unknown id changes nothing); the update is one atomic Chroma write.
+        """
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise InvalidInputError("task_id must be a non-empty string")
+        r = _check_reward(reward)
+        ids = _check_ids(used_ids, "used_ids")
+        ns = self._ns(namespace)
+        if not ids:
+            return UtilityUpdate(applied=(), repeated=(), q_values={})
+        metas = self._metas(ns, ids)
+        c = self.config
+        h = task_hash(task_id)
+        now = time.time()
+        patch_ids: list[str] = []
+        patches: list[dict[str, Any]] = []
+        repeated: list[str] = []
+        q_values: dict[str, float] = {}
+        for i in ids:
+            meta = metas[i]
+            st = self._fold(meta)
+            if st.has_task(h):
+                repeated.append(i)
+                q_values[i] = st.q
+                continue
+            patch: dict[str, Any] = {EVENT_PREFIX + h: event_value(now, r)}
+            merged = {**meta, **patch}
+            if len(st.events) + 1 > c.compact_after_events:
+                cp = compaction_patch(merged, now=now, grace_s=c.compaction_grace_s, alpha=c.alpha,
+                                      q_init=c.q_init, success_threshold=c.success_threshold,
+                                      applied_window=c.applied_window)
+                if cp:
+                    patch.update(cp)
+                    merged = {k: v for k, v in {**meta, **patch}.items() if v is not None}
+            patch_ids.append(i)
+            patches.append(patch)
+            q_values[i] = self._fold(merged).q
+        if patch_ids:
+            with self._errors("update utilities"):
+                self._collection(ns, create=False).update(ids=patch_ids, metadatas=patches)
+        self.counters["utility_updates"] += len(patch_ids)
+        self.counters["utility_repeats"] += len(repeated)
+        return UtilityUpdate(applied=tuple(patch_ids), repeated=tuple(repeated), q_values=q_values)
+
+    # ------------------------------------------------------------------ deletion
+    def delete(
+        self, ids: str | Sequence[str] | None = None, *, task_id: str | None = None, namespace: str | None = None
+    ) -> int:
+        """Delete by ids, by task id, or (with only ``namespace``) a whole namespace. Returns how many went."""
+        if ids is None and task_id is None:
+            if namespace is None:
+                raise InvalidInputError("say what to delete: ids=, task_id= or namespace=")
+            ns = self._check_ns(namespace)
+            with self._lock, self._errors("delete a namespace"):
+                col = self._collection(ns, create=False)
+                if col is None:
+                    return 0
+                n = int(col.count())
+                self._client.delete_collection(col.name)
+                self._cols.pop(ns, None)
+            self.counters["deleted"] += n
+            return n
+        ns = self._ns(namespace)
+        victims: list[str] = []
+        if ids is not None:
+            victims += list(self._metas(ns, _check_ids(ids)))
+        with self._lock, self._errors("delete records"):
+            col = self._collection(ns, create=False)
+            if col is None:
+                return 0
+            if task_id is not None:
+                if not isinstance(task_id, str) or not task_id:
+                    raise InvalidInputError("task_id must be a non-empty string")
+                victims += col.get(where={"task_id": task_id}, include=[])["ids"]
+            victims = list(dict.fromkeys(victims))
+            if victims:
+                col.delete(ids=victims)
+        self.counters["deleted"] += len(victims)
+        return len(victims)
+
+    # ------------------------------------------------------------------ stats, export, import
+    def stats(self, namespace: str | None = None) -> dict[str, Any]:
+        """Counts, judgements, utility and compression figures per namespace (a full scan), plus counters."""
+        nss = self.namespaces() if namespace is None else [self._check_ns(namespace)]
+        per: dict[str, Any] = {}
+        for ns in nss:
+            judg: Counter[str] = Counter()
+            qs, ratios, usage, used = [], [], 0, 0
+            for rec in self.iter_records(ns):
+                judg[rec.judgement] += 1
+                qs.append(rec.q_value)
+                ratios.append(rec.compression_ratio)
+                usage += rec.usage_count
+                used += rec.usage_count > 0
+            per[ns] = {
+                "records": len(qs), "correct": judg["correct"], "incorrect": judg["incorrect"],
+                "unknown": judg["unknown"], "mean_q": float(np.mean(qs)) if qs else 0.0,
+                "min_q": float(min(qs)) if qs else 0.0, "max_q": float(max(qs)) if qs else 0.0,
+                "total_usage": usage, "used_records": used,
+                "mean_compression_ratio": float(np.mean(ratios)) if ratios else 0.0,
+            }
+        return {"where": self.where, "records": sum(p["records"] for p in per.values()), "namespaces": per,
+                "counters": dict(self.counters)}
+
+    def export_jsonl(self, path: str | Path, *, namespace: str | None = None, embeddings: bool = False) -> int:
+        """Write every record of a namespace (all namespaces when ``namespace="*"``) as JSON lines, atomically."""
+        nss = self.namespaces() if namespace == "*" else [self._ns(namespace)]
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        n = 0
+        with tmp.open("w", encoding="utf-8") as f:
+            for ns in nss:
+                for rec_id, meta, emb in self._scan(ns, embeddings=embeddings):
+                    row = {k: meta[k] for k in STATIC_KEYS if k in meta}
+                    row.update(id=rec_id, namespace=ns,
+                               utility={k: v for k, v in meta.items() if is_utility_key(k)})
+                    st = self._fold(meta)
+                    row.update(q_value=st.q, usage_count=st.usage, success_count=st.success)
+                    if emb is not None:
+                        row["embedding"] = [float(x) for x in emb]
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return n
+
+    def import_jsonl(self, path: str | Path, *, namespace: str | None = None) -> int:
+        """Load records written by :meth:`export_jsonl` (ids, utilities and idempotency keys kept); an existing id
+        is overwritten. Every line is checked before anything is written."""
+        rows: list[tuple[str, str, dict[str, Any], list[float] | None]] = []
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInputError(f"cannot read {path}: {e}") from e
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rec_id = str(row["id"])
+                ns = self._ns(namespace if namespace is not None else row.get("namespace"))
+                meta = {k: row[k] for k in STATIC_KEYS if k in row}
+                util = row.get("utility") or {}
+                if not all(is_utility_key(k) and isinstance(v, str) for k, v in util.items()):
+                    raise ValueError("bad utility keys")
+                meta.update(util)
+                rec = self._record(rec_id, meta, ns)
+                _check_question(rec.question)
+                _check_reward(rec.reward)
+                emb = row.get("embedding")
+            except (ValueError, KeyError, TypeError, InvalidInputError) as e:
+                raise InvalidInputError(f"{path}:{n}: not a trajectory-store record ({e})") from e
+            rows.append((ns, rec_id, meta, emb))
+        by_ns: dict[str, list[tuple[str, dict[str, Any], list[float] | None]]] = {}
+        for ns, rec_id, meta, emb in rows:
+            by_ns.setdefault(ns, []).append((rec_id, meta, emb))
+        for ns, items in by_ns.items():
+            missing = [k for k, (_, m, e) in enumerate(items) if e is None]
+            vecs = self._embed([str(items[k][1]["question"]) for k in missing]) if missing else None
+            embs = [np.asarray(e, np.float32) if e is not None else None for _, _, e in items]
+            for j, k in enumerate(missing):
+                embs[k] = vecs[j]  # type: ignore[index]
+            with self._lock, self._errors("import records"):
+                col = self._collection(ns, create=True)
+                step = self._batch()
+                for i in range(0, len(items), step):
+                    chunk = items[i:i + step]
+                    ids = [c[0] for c in chunk]
+                    old = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(col.get(ids=ids, include=["metadatas"])),
+                                   strict=True))
+                    metas = []
+                    for rec_id, meta, _ in chunk:
+                        m = {k: None for k in old.get(rec_id, {}) if is_utility_key(k)}
+                        m.update(meta)
+                        metas.append(m)
+                    col.upsert(ids=ids, embeddings=np.stack(embs[i:i + step]), metadatas=metas)  # type: ignore[arg-type]
+        self.counters["imported"] += len(rows)
+        return len(rows)
+
+    def close(self) -> None:
+        """Drop the client and cached collections (the data stays on disk or on the server)."""
+        self._cols.clear()
+        self._client = None
+
+    def __enter__(self) -> TrajectoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TrajectoryStore({self.where!r}, namespace={self.namespace!r})"
