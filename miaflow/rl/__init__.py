@@ -1,1 +1,70 @@
-"""(being built)"""
+"""Online reinforcement learning for miaflow: rewards, the experience buffer, GRPO through TRL, adapter versions
+with an eval gate, the background trainer and the memory <-> weights consolidation loop.
+
+Light on import: torch, trl and peft load only when a GRPO step runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "planner_reward",
+    "executor_reward",
+    "majority_vote_scores",
+    "plan_format_ok",
+    "has_signal",
+    "ExperienceGroup",
+    "ExperienceBuffer",
+    "BufferStats",
+    "GRPOSettings",
+    "GRPOLearner",
+    "StepResult",
+    "AdapterVersion",
+    "AdapterRegistry",
+    "GateDecision",
+    "LocalAdapterPublisher",
+    "VLLMAdapterPublisher",
+    "WorkerConfig",
+    "RoleTrainer",
+    "TrainingWorker",
+    "WorkerEvent",
+    "ConsolidationConfig",
+    "Consolidator",
+]
+
+_WHERE = {
+    "planner_reward": "rewards",
+    "executor_reward": "rewards",
+    "majority_vote_scores": "rewards",
+    "plan_format_ok": "rewards",
+    "has_signal": "rewards",
+    "ExperienceGroup": "buffer",
+    "ExperienceBuffer": "buffer",
+    "BufferStats": "buffer",
+    "GRPOSettings": "grpo",
+    "GRPOLearner": "grpo",
+    "StepResult": "grpo",
+    "AdapterVersion": "adapters",
+    "AdapterRegistry": "adapters",
+    "GateDecision": "adapters",
+    "LocalAdapterPublisher": "publish",
+    "VLLMAdapterPublisher": "publish",
+    "WorkerConfig": "worker",
+    "RoleTrainer": "worker",
+    "TrainingWorker": "worker",
+    "WorkerEvent": "worker",
+    "ConsolidationConfig": "consolidation",
+    "Consolidator": "consolidation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
