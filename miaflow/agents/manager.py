@@ -91,16 +91,19 @@ class Manager:
             out["conversation"] = "\n".join(lines)
         return out
 
-    def remember(self, *, task_id: str, question: str, plan: str, steps: Sequence[str], evidence_ids: Sequence[str],
+    def remember(self, *, task_id: str, question: str, plan: str, steps: Sequence[Any], evidence_ids: Sequence[str],
                  answer: str, judgement: str, used_ids: Sequence[str], model: str = "",
                  adapter: str | None = None) -> str | None:
         """Compress and store the run, then update the utilities of the memories it used. Returns the kept id."""
         if self.store is None:
             return None
-        from ..memory import Trajectory, compress
+        from ..memory.compress import compress
+        from ..memory.trajectory import Trajectory
 
         reward = reward_of(judgement)
-        traj = Trajectory(task_id=task_id, question=question, plan=plan, steps=list(steps),
+        steps = [{"tool": s["tool"], "input": s["input"], "output": ", ".join(s.get("output") or ()) or
+                  s.get("error") or "nothing"} if isinstance(s, dict) else s for s in steps]
+        traj = Trajectory(task_id=task_id, question=question, plan=plan, steps=steps,
                           evidence_ids=list(evidence_ids), answer=answer, judgement=judgement,
                           reward=0.0 if reward is None else reward, model=model, adapter_version=adapter)
         mem_id = self.store.add(compress(traj, llm=self.compress_model))

@@ -121,8 +121,7 @@ class ResearchNodes:
             return {"memory_id": None}
         plan, final = Plan.from_dict(state["current_plan"]), Execution.from_dict(state["final"])
         replan = Plan.from_dict(state["replan_plan"]) if state.get("replan_plan") else None
-        steps = [f"{s.tool}({s.input}) -> {', '.join(s.output) or s.error or '[]'}"
-                 for s in Execution.from_dict(state["first"]).steps + (final.steps if replan else ())]
+        steps = [s.as_dict() for s in Execution.from_dict(state["first"]).steps + (final.steps if replan else ())]
         mem_id = self.manager.remember(
             task_id=state["task_id"], question=state["question"],
             plan=plan.text + (("\nReplan:\n" + replan.text) if replan else ""), steps=steps,

@@ -202,10 +202,8 @@ class ResearchWorkflow:
 
     def remember(self, result: ResearchResult) -> str | None:
         """Write a result into the trajectory store and update the used memories' utilities."""
-        steps = [f"{s['tool']}({s['input']}) -> {', '.join(s['output']) or s.get('error') or '[]'}"
-                 for s in result.steps]
         plan = result.plan + (("\nReplan:\n" + result.replan) if result.replan else "")
-        mem_id = self.manager.remember(task_id=result.task_id, question=result.question, plan=plan, steps=steps,
+        mem_id = self.manager.remember(task_id=result.task_id, question=result.question, plan=plan, steps=result.steps,
                                        evidence_ids=result.evidence_ids, answer=result.answer,
                                        judgement=result.judgement, used_ids=result.used_memory_ids,
                                        model=result.model, adapter=result.adapter)
