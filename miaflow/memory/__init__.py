@@ -32,7 +32,7 @@ _LAZY = {
     "UtilityUpdate": ".store",
     "TrajectoryStoreConfig": ".config",
     "CompressionConfig": ".config",
-    "compress": ".compress",
+    "compress": ".compression",
 }
 
 

@@ -43,7 +43,7 @@ from ._utility import (
     phase_b_scores,
     task_hash,
 )
-from .compress import compress
+from .compression import compress
 from .config import CompressionConfig, TrajectoryStoreConfig
 from .trajectory import MemoryRecord, Recall, ScoredMemory, Trajectory, _check_reward
 
