@@ -19,14 +19,18 @@ def index(
 ) -> None:
     """Index a corpus (ChromaDB dense + BM25); only added or changed documents are embedded again."""
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from ..errors import MiaflowError
     from ..tools import CorpusIndex
 
     console = Console()
     try:
-        with console.status(f"Indexing {corpus} ..."):
-            idx = CorpusIndex.open(corpus, index_dir, format=format)
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(f"Indexing {corpus}", total=None)
+            idx = CorpusIndex.open(corpus, index_dir, format=format,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
     except MiaflowError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None

@@ -29,6 +29,7 @@ import os
 import posixpath
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,16 +147,21 @@ class CorpusIndex:
         self._lock = threading.Lock()
         self._collection: Any = None
         self._state: _State | None = None
+        self._query_cache: dict[str, Any] = {}
         self.load: CorpusLoad | None = None
         self.last_sync: SyncStats | None = None
         self.index_dir: Path | None = None
 
     @classmethod
     def open(cls, corpus: str | Path, index_dir: str | Path | None = None, *, format: str = "auto",  # noqa: A002
-             embedder: Any = None, config: IndexConfig | None = None) -> CorpusIndex:
-        """Load the corpus, bring its persisted index up to date (embedding only what changed) and return it."""
+             embedder: Any = None, config: IndexConfig | None = None,
+             progress: Callable[[int, int], None] | None = None) -> CorpusIndex:
+        """Load the corpus, bring its persisted index up to date (embedding only what changed) and return it.
+
+        ``progress(done, total)`` is called after each batch of passages embedded, when given.
+        """
         index = cls(corpus, index_dir, format=format, embedder=embedder, config=config)
-        index.refresh()
+        index.refresh(progress=progress)
         return index
 
     # -- properties -------------------------------------------------------------------------------------------
@@ -189,13 +195,13 @@ class CorpusIndex:
         return self._state, self.load.root
 
     # -- building ---------------------------------------------------------------------------------------------
-    def refresh(self) -> SyncStats:
+    def refresh(self, progress: Callable[[int, int], None] | None = None) -> SyncStats:
         """Re-read the corpus and sync the index with it; returns what changed."""
         with self._lock:
             t0 = time.perf_counter()
             load = read_corpus(self._corpus, self.format)
             index_dir = self._index_dir_arg or default_index_dir(load.root)
-            stats = self._sync(load, index_dir, t0)
+            stats = self._sync(load, index_dir, t0, progress)
             self.load, self.index_dir, self.last_sync = load, index_dir, stats
             log.info("indexed %s: %d added, %d changed, %d reused, %d removed in %.1fs", load.root, stats.added,
                      stats.changed, stats.reused, stats.removed, stats.seconds)
@@ -218,7 +224,8 @@ class CorpusIndex:
         except OSError as exc:
             raise MemoryStoreError(f"Cannot open the index folder {index_dir}: {exc}. Pass another --index-dir.") from exc
 
-    def _sync(self, load: CorpusLoad, index_dir: Path, t0: float) -> SyncStats:
+    def _sync(self, load: CorpusLoad, index_dir: Path, t0: float,
+              progress: Callable[[int, int], None] | None) -> SyncStats:
         cfg = self.config
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
@@ -279,6 +286,8 @@ class CorpusIndex:
                 col.add(ids=[cid for cid, _, _, _ in batch], embeddings=vectors,
                         metadatas=[{"doc_id": passages[row][0], "hash": hashes[passages[row][0]], "i": j, "n": n}
                                    for _, row, j, n in batch])
+                if progress is not None:
+                    progress(min(start + cfg.batch_size, len(todo)), len(todo))
             Manifest(settings=settings, documents=new_manifest, complete=True, corpus=str(load.root),
                      format=load.format).write(mpath)
 
@@ -312,11 +321,13 @@ class CorpusIndex:
         if not isinstance(k, int) or k < 1:
             raise ToolError(f"k must be a positive integer, got {k!r}")
         n_cand = min(len(state.passages), max(self.config.candidates, 4 * k))
-        dense = self._dense(state, query, n_cand) if mode != "bm25" else []
-        sparse = state.bm25.top(query, n_cand) if mode != "dense" else []
+        cfg = self.config
+        use_dense = mode == "dense" or (mode == "hybrid" and cfg.dense_weight > 0)
+        use_bm25 = mode == "bm25" or (mode == "hybrid" and cfg.bm25_weight > 0)
+        dense = self._dense(state, query, n_cand) if use_dense else []
+        sparse = state.bm25.top(query, n_cand) if use_bm25 else []
         dense_docs = _best_per_doc(state, dense)
         sparse_docs = _best_per_doc(state, sparse)
-        cfg = self.config
         fused: dict[str, float] = {}
         for doc_id, (rank, _, score) in dense_docs.items():
             fused[doc_id] = score if mode == "dense" else cfg.dense_weight / (cfg.rrf_k + rank)
@@ -336,8 +347,18 @@ class CorpusIndex:
                                   dense_rank=d[0] if d else None, bm25_rank=s[0] if s else None))
         return hits
 
+    def _query_vector(self, query: str) -> Any:
+        """The query's embedding, from a small cache: agents often repeat a query (the question, n plans)."""
+        vec = self._query_cache.get(query)
+        if vec is None:
+            vec = self.embedder.embed([query])
+            if len(self._query_cache) >= 512:
+                self._query_cache.pop(next(iter(self._query_cache)), None)
+            self._query_cache[query] = vec
+        return vec
+
     def _dense(self, state: _State, query: str, n: int) -> list[tuple[int, float]]:
-        vec = self.embedder.embed([query])
+        vec = self._query_vector(query)
         res = self._collection.query(query_embeddings=vec, n_results=n, include=["distances"])
         out = []
         for cid, dist in zip(res["ids"][0], res["distances"][0], strict=True):
@@ -349,33 +370,38 @@ class CorpusIndex:
     def resolve_id(self, name: str) -> str | None:
         """The id of the indexed document ``name`` refers to (its id, or, unambiguously, its title in any case,
         quotes and brackets stripped), or None. Only ids held by the index are ever returned."""
-        state, _ = self._require_state()
-        if not isinstance(name, str):
-            return None
-        if name in state.docs:
-            return name
-        stripped = name.strip()
-        for cand in (stripped, stripped.strip("'\"`"), stripped.strip("'\"`[]<>")):
-            if not cand:
-                continue
-            for key in (cand, posixpath.normpath(cand)):
-                if key in state.docs:
-                    return key
-            if cand.lower() in state.by_lower:
-                return state.by_lower[cand.lower()]
-        return None
+        return _resolve(self._require_state()[0], name)
 
     def open_document(self, doc_id: str) -> Document:
         """The full document ``doc_id`` (an id from :meth:`search`); unknown ids raise :class:`ToolError`."""
-        key = self.resolve_id(doc_id)
+        state, _ = self._require_state()
+        key = _resolve(state, doc_id)
         if key is None:
             import difflib
 
-            state, _ = self._require_state()
             close = difflib.get_close_matches(str(doc_id), list(state.docs), n=3, cutoff=0.6)
             hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
             raise ToolError(f"unknown document id {str(doc_id)[:200]!r}: open only ids returned by search.{hint}")
-        return self._require_state()[0].docs[key]
+        return state.docs[key]
+
+
+def _resolve(state: _State, name: object) -> str | None:
+    """An id held by ``state`` that ``name`` names, trying the exact id, then quotes/brackets stripped, a
+    normalised path, and an unambiguous case-insensitive id or title. Never looks at the file system."""
+    if not isinstance(name, str):
+        return None
+    if name in state.docs:
+        return name
+    stripped = name.strip()
+    for cand in (stripped, stripped.strip("'\"`"), stripped.strip("'\"`[]<>")):
+        if not cand:
+            continue
+        for key in (cand, posixpath.normpath(cand)):
+            if key in state.docs:
+                return key
+        if cand.lower() in state.by_lower:
+            return state.by_lower[cand.lower()]
+    return None
 
 
 def _passage_id(doc_id: str, j: int) -> str:

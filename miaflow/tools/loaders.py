@@ -211,10 +211,15 @@ def _load_folder(root: Path) -> CorpusLoad:
         except ToolError:
             warn(f"skipped {rel}: it is a link to a file outside the corpus root")
             continue
-        if not real.is_file():
+        try:
+            size = real.stat().st_size if real.is_file() else -1
+        except OSError as exc:
+            warn(f"skipped {rel}: {exc.strerror or exc}")
+            continue
+        if size < 0:
             warn(f"skipped {rel}: not a regular file")
             continue
-        if real.stat().st_size > MAX_FILE_BYTES:
+        if size > MAX_FILE_BYTES:
             warn(f"skipped {rel}: larger than {MAX_FILE_BYTES} bytes")
             continue
         try:

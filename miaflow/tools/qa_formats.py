@@ -37,7 +37,7 @@ def _hotpot_paragraphs(rec: dict[str, Any], where: str) -> list[tuple[str, str]]
     elif isinstance(ctx, list):
         pairs = ((c[0], c[1]) for c in ctx if isinstance(c, list | tuple) and len(c) == 2)
     else:
-        raise CorpusError(f"{where}: 'context' is neither HotpotQA layout (dict of lists or [title, sentences] pairs)")
+        raise CorpusError(f"{where}: 'context' is in no HotpotQA layout (a dict of lists, or [title, sentences] pairs)")
     out = []
     for title, sents in pairs:
         text = "".join(sents) if isinstance(sents, list) else str(sents)

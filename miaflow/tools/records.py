@@ -36,7 +36,8 @@ class SearchHit:
     text: str
     """The best matching passage of the document (the whole text for short documents)."""
     score: float
-    """Fused score (reciprocal-rank fusion of dense and BM25 ranks); higher is better, comparable within one query."""
+    """Higher is better, comparable within one query: the reciprocal-rank fusion of the dense and BM25 ranks in
+    "hybrid" mode, the cosine similarity in "dense" mode, the BM25 score in "bm25" mode."""
     dense_rank: int | None = None
     """1-based rank of the document in the dense (embedding) ranking, None when outside its candidates."""
     bm25_rank: int | None = None

@@ -31,7 +31,7 @@ def test_search_finds_the_right_document_and_reopen_reuses_everything(corpus_dir
 
     again = CorpusIndex.open(corpus_dir, embedder=counting_embedder)
     assert (again.last_sync.reused, again.last_sync.indexed, again.last_sync.passages_embedded) == (6, 0, 0)
-    assert len(counting_embedder.texts) == 6 + 8 + 1  # since the build, only the queries above were embedded
+    assert len(counting_embedder.texts) == 6 + 4 + 1  # since the build: the distinct queries above, once each
     assert again.search("photosynthesis chlorophyll", k=1)[0].doc_id == "science/photosynthesis.md"
 
 
@@ -58,7 +58,10 @@ def test_incremental_reindex_embeds_only_what_changed(corpus_dir, counting_embed
 
 def test_interrupted_sync_is_recovered_from_chroma(corpus_dir, hash_embedder, tmp_path):
     index_dir = tmp_path / "idx"
-    CorpusIndex.open(corpus_dir, index_dir, embedder=hash_embedder)
+    seen = []
+    CorpusIndex.open(corpus_dir, index_dir, embedder=hash_embedder, config=IndexConfig(batch_size=4),
+                     progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 6), (6, 6)]
     mpath = index_dir / "manifest.json"
     data = json.loads(mpath.read_text())
     data["complete"] = False
