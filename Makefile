@@ -36,7 +36,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check miaflow tests examples
 
 type: $(VENV)/.installed
-	$(VENV)/bin/mypy miaflow/__init__.py miaflow/llm miaflow/memory
+	$(VENV)/bin/mypy miaflow/__init__.py miaflow/errors.py miaflow/llm miaflow/bench/report.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .._import_utils import offline_env, require
 from ..errors import MissingDependencyError
@@ -92,7 +93,7 @@ def prepare_bundled_model(
     report("reading GGUF tokenizer", 0.05)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     report("de-quantising GGUF weights", 0.25)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
     # A model read from GGUF is flagged as quantized, which makes TRL and PEFT refuse to train it. The weights
     # are already plain floats, so dropping the flag gives an ordinary model.
     model.hf_quantizer = None

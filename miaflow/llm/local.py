@@ -67,12 +67,12 @@ class LocalChatModel:
         self.name = name or self.model_dir.name
         self.system_prompt = system_prompt
         t0 = time.perf_counter()
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(self.model_dir))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=getattr(torch, dtype))
-        self.model.to(self.device)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=getattr(torch, dtype))
+        self.model: Any = model.to(self.device)
         self.model.eval()
         self.load_seconds = time.perf_counter() - t0
         self._lock = threading.RLock()
@@ -173,7 +173,7 @@ class LocalChatModel:
     def render(self, messages: list[Message] | str) -> str:
         """The prompt text the model sees (chat template applied, generation prompt added)."""
         msgs = as_messages(messages, self.system_prompt)
-        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return str(self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
 
     def chat(self, messages: list[Message] | str, config: GenerationConfig | None = None, **overrides: Any) -> ChatResult:
         cfg = resolve_config(config, overrides)
@@ -238,7 +238,7 @@ class LocalChatModel:
                 if tok == eos or (tok == pad and pad != eos):
                     length, ended = i, True
                     break
-            text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+            text = str(self.tokenizer.decode(row[:length], skip_special_tokens=True))
             stopped = False
             for s in cfg.stop:
                 if s in text:
