@@ -1,1 +1,52 @@
-"""(being built)"""
+"""Bi-Mem: hierarchical conversation memory (facts, scenes, persona) with associative retrieval.
+
+``BiMemory(path, llm=None)`` stores conversations; ``retrieve(query, mode=...)`` returns :class:`MemoryItem` s
+with their turn ids. Heavy libraries (chromadb, sentence-transformers, networkx) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "BiMemory",
+    "BiMemConfig",
+    "Turn",
+    "Fact",
+    "Scene",
+    "MemoryItem",
+    "LocomoConversation",
+    "LocomoQA",
+    "load_locomo",
+    "parse_locomo",
+    "parse_messages",
+    "parse_evidence",
+    "MODES",
+]
+
+_LAZY = {
+    "BiMemory": ".memory",
+    "BiMemConfig": ".config",
+    "MODES": ".config",
+    "Turn": ".records",
+    "Fact": ".records",
+    "Scene": ".records",
+    "MemoryItem": ".records",
+    "LocomoConversation": ".ingest",
+    "LocomoQA": ".ingest",
+    "load_locomo": ".ingest",
+    "parse_locomo": ".ingest",
+    "parse_messages": ".ingest",
+    "parse_evidence": ".ingest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,48 @@
+"""Saving Bi-Mem's non-vector state: one JSON file per conversation plus a manifest, each written atomically
+(a temporary file in the same folder, flushed and fsynced, then ``os.replace``), so a crash leaves the old or the
+new version, never half of one. Vectors live in Chroma; this module never touches them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ...errors import MemoryStoreError
+
+__all__ = ["atomic_write_json", "read_json", "conversation_file"]
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MemoryStoreError(
+            f"Bi-Mem state file {path} is unreadable or corrupt ({e}); restore it from a backup or delete the memory "
+            "folder to start over") from None
+
+
+def conversation_file(root: Path, conversation_id: str) -> Path:
+    digest = hashlib.sha1(conversation_id.encode()).hexdigest()[:16]
+    return root / f"conv-{digest}.json"

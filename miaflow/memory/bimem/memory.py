@@ -1,0 +1,449 @@
+"""Bi-Mem: hierarchical conversation memory (facts -> scenes -> persona) with associative retrieval.
+
+Method (Bi-Mem): the inductive agent turns conversation turns into facts; a graph over the facts groups them into
+scenes; scenes are summarised and a persona per speaker is inferred from them, and a reflective agent checks the
+scene summaries against the persona (bottom-up and top-down construction). Retrieval seeds with hybrid
+dense + BM25 scores and spreads activation through the levels (:mod:`.retrieval`).
+
+Storage: vectors of facts, scenes and personas live in one Chroma collection (embedded folder or HTTP server);
+the graph, scenes, personas and turns live in one JSON file per conversation written atomically beside it. Chroma is
+written first and the JSON last, and opening the memory reconciles the two (missing vectors are re-embedded, stray
+ones deleted), so a crash between the two writes loses nothing already stored. Dense search runs in numpy over
+vectors cached in RAM per conversation; Chroma is the durable copy.
+Simplified: no capacity limits; a conversation's facts are never rewritten once induced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import InvalidInputError, MemoryStoreError
+from ...llm.base import ChatModel
+from . import _persist as persist
+from ._state import ConversationState
+from .config import MODES, BiMemConfig
+from .facts import induce_facts, observation_facts
+from .ingest import parse_messages
+from .persona import extractive_persona, llm_persona, reflect
+from .records import Fact, MemoryItem, Scene, Turn
+from .retrieval import retrieve_items
+from .scenes import build_scenes, graph_from_json, graph_to_json, link_facts, llm_summary, scene_labels
+
+if TYPE_CHECKING:
+    from ..embeddings import Embedder
+
+__all__ = ["BiMemory"]
+
+log = logging.getLogger(__name__)
+_FORMAT = 1
+_BATCH = 1000
+
+
+class BiMemory:
+    """Hierarchical conversation memory persisted under ``path``.
+
+    ``llm=None`` is the fast mode: each turn is an observation fact, scene summaries and personas are extractive,
+    and no model is called. With an LLM (any :class:`~miaflow.llm.base.ChatModel`), facts are induced, scenes and
+    personas are written by the model and scene summaries are checked against personas.
+    """
+
+    def __init__(self, path: str | Path, *, config: BiMemConfig | None = None, llm: ChatModel | None = None,
+                 embedder: Embedder | None = None, namespace: str = "default", host: str | None = None,
+                 port: int | None = None):
+        from .._chroma import collection_name, open_client
+
+        self.config = config or BiMemConfig()
+        self.llm = llm
+        self._embedder = embedder
+        self.root = Path(path)
+        self._state_dir = self.root / "bimem" / namespace
+        self._lock = threading.RLock()
+        self.stats: dict[str, float] = {"turns": 0, "facts": 0, "llm_calls": 0, "extraction_fallbacks": 0,
+                                        "ingest_seconds": 0.0, "embed_seconds": 0.0, "reflect_revised": 0,
+                                        "reflect_conflicts": 0}
+        try:
+            self._client = open_client(self.root / "chroma") if host is None else open_client(host=host, port=port)
+            self._col = self._client.get_or_create_collection(
+                collection_name("bimem", namespace), metadata={"hnsw:space": "cosine"},
+                embedding_function=self.embedder.as_chroma())
+        except Exception as e:  # chromadb raises many kinds on a corrupt folder
+            if isinstance(e, MemoryStoreError):
+                raise
+            raise MemoryStoreError(f"cannot open the Bi-Mem vector store under {self.root}: {e}") from e
+        self._states: dict[str, ConversationState] = {}
+        self._load()
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from ..embeddings import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def conversations(self) -> list[str]:
+        return list(self._states)
+
+    def turns(self, conversation_id: str) -> list[Turn]:
+        return list(self._state(conversation_id).turns.values())
+
+    def facts(self, conversation_id: str) -> list[Fact]:
+        return sorted(self._state(conversation_id).facts.values(), key=lambda f: (f.seq, f.id))
+
+    def scenes(self, conversation_id: str) -> list[Scene]:
+        st = self._state(conversation_id)
+        return sorted(st.scenes.values(), key=lambda s: st.facts[s.fact_ids[0]].seq)
+
+    def scene_turns(self, scene: Scene) -> tuple[str, ...]:
+        return self._state(scene.conversation_id).scene_turns(scene)
+
+    def persona(self, speaker: str, conversation_id: str | None = None) -> str:
+        """The persona of ``speaker`` (in one conversation, or all of them joined); empty if unknown."""
+        states = [self._state(conversation_id)] if conversation_id is not None else list(self._states.values())
+        return "\n".join(p for st in states if (p := st.personas.get(speaker)))
+
+    def _state(self, conversation_id: str) -> ConversationState:
+        st = self._states.get(conversation_id)
+        if st is None:
+            raise InvalidInputError(f"unknown conversation {conversation_id!r}; known: {sorted(self._states)[:10]}")
+        return st
+
+    def _chat_count(self) -> None:
+        self.stats["llm_calls"] += 1
+
+    # ------------------------------------------------------------------ writing
+    def add_messages(self, conversation_id: str, messages: Iterable[Mapping[str, Any]]) -> int:
+        """Add plain messages ``{"speaker", "text", "time"?, "id"?, "session"?}``; returns the turns added."""
+        st = self._states.get(conversation_id)
+        return self.add_turns(conversation_id, parse_messages(messages, start=len(st.turns) if st else 0))
+
+    def add_turns(self, conversation_id: str, turns: Sequence[Turn]) -> int:
+        """Add turns (incrementally: earlier facts and vectors stay; only changed scenes are summarised again).
+        Turns whose id is already stored are skipped. Returns the number of turns added."""
+        if not isinstance(conversation_id, str) or not conversation_id.strip():
+            raise InvalidInputError("conversation_id must be a non-empty string")
+        turns = list(turns)
+        if any(not isinstance(t, Turn) for t in turns):
+            raise InvalidInputError("add_turns takes Turn records; use add_messages for plain dicts")
+        import networkx as nx
+
+        with self._lock:
+            st = self._states.get(conversation_id) or ConversationState(id=conversation_id, graph=nx.Graph())
+            new: list[Turn] = []
+            for t in turns:
+                if not t.text.strip() or t.id in st.turns or any(t.id == n.id for n in new):
+                    continue
+                new.append(t)
+            if not new:
+                return 0
+            t0 = time.perf_counter()
+            embed_s = 0.0
+            facts = self._make_facts(st, new)
+            te = time.perf_counter()
+            vecs = self.embedder.embed([f.text for f in facts])
+            embed_s += time.perf_counter() - te
+            for t in new:
+                st.turns[t.id] = t
+            for f, v in zip(facts, vecs, strict=True):
+                st.facts[f.id] = f
+                st.fact_vecs[f.id] = v
+                st.fact_bm25.add(f.id, f.text)
+            link_facts(st.graph, st.facts, st.fact_vecs, [f.id for f in facts], self.config)
+            embed_s += self._rebuild_upper_levels(st, {t.speaker for t in new}, new_facts=facts)
+            self._states[conversation_id] = st
+            self._save(st)
+            self.stats["turns"] += len(new)
+            self.stats["facts"] += len(facts)
+            self.stats["embed_seconds"] += embed_s
+            self.stats["ingest_seconds"] += time.perf_counter() - t0 - embed_s
+            return len(new)
+
+    def _make_facts(self, st: ConversationState, new: list[Turn]) -> list[Fact]:
+        seq0, n0 = st.next_seq, st.next_n
+        st.next_seq += len(new)
+        if self.llm is None:
+            facts = observation_facts(st.id, new, start_seq=seq0, start_n=n0)
+        else:
+            facts = []
+            w = self.config.extraction_window
+            i = 0
+            while i < len(new):
+                window = [new[i]]
+                while len(window) < w and i + len(window) < len(new) and new[i + len(window)].session == new[i].session:
+                    window.append(new[i + len(window)])
+                got, ok = induce_facts(self.llm, st.id, window, start_seq=seq0 + i, start_n=n0 + len(facts))
+                self._chat_count()
+                if not ok:
+                    self.stats["extraction_fallbacks"] += 1
+                facts.extend(got)
+                i += len(window)
+        st.next_n = n0 + len(facts)
+        return facts
+
+    def _rebuild_upper_levels(self, st: ConversationState, speakers: set[str], new_facts: Sequence[Fact] = (),
+                              full: bool = False) -> float:
+        """Scenes and personas after a change; returns seconds spent embedding. Writes Chroma (not the JSON)."""
+        cfg = self.config
+        summarize = None
+        if self.llm is not None:
+            def summarize(members: list[str]) -> str:
+                self._chat_count()
+                return llm_summary(self.llm, st.facts, members)
+        old = {} if full else st.scenes
+        labels = None if full else scene_labels(st.scenes)
+        scenes, fresh = build_scenes(st.graph, st.facts, st.id, cfg, old, summarize, labels)
+        gone = [sid for sid in st.scenes if sid not in scenes]
+        # personas of the touched speakers, then the reflective check of new scenes against them
+        personas = dict(st.personas)
+        all_speakers = {f.speaker for f in st.facts.values()}
+        for sp in list(personas):
+            if sp not in all_speakers:
+                del personas[sp]
+        for sp in speakers & all_speakers:
+            if self.llm is None:
+                personas[sp] = extractive_persona(sp, list(st.facts.values()), st.graph, cfg.persona_lines)
+            else:
+                self._chat_count()
+                personas[sp] = llm_persona(self.llm, sp, [s for s in scenes.values() if sp in s.speakers])
+        if self.llm is not None and cfg.reflect:
+            for sid in fresh:
+                s = scenes[sid]
+                for sp in s.speakers:
+                    if personas.get(sp):
+                        self._chat_count()
+                        before = s
+                        s = reflect(self.llm, sp, personas[sp], s)
+                        self.stats["reflect_revised"] += int(s.revised and not before.revised)
+                        self.stats["reflect_conflicts"] += len(s.flags) - len(before.flags)
+                scenes[sid] = s
+        changed_personas = [sp for sp, p in personas.items() if st.personas.get(sp) != p]
+        removed_personas = [sp for sp in st.personas if sp not in personas]
+        # embed what is new; extractive summaries and personas are member facts, so they take the normalised
+        # centroid of those facts' vectors instead of a new embedding
+        te = time.perf_counter()
+        if self.llm is None:
+            vecs = [_centroid([st.fact_vecs[f] for f in scenes[sid].fact_ids]) for sid in fresh]
+            vecs += [_centroid([v for f, v in st.fact_vecs.items() if st.facts[f].speaker == sp])
+                     for sp in changed_personas]
+        else:
+            texts = [scenes[sid].summary for sid in fresh] + [personas[sp] for sp in changed_personas]
+            vecs = list(self.embedder.embed(texts)) if texts else []
+        embed_s = time.perf_counter() - te
+        for sid in gone:
+            st.scenes.pop(sid, None)
+            st.scene_vecs.pop(sid, None)
+            st.scene_bm25.remove(sid)
+        for sid, v in zip(fresh, vecs[: len(fresh)], strict=True):
+            st.scenes[sid] = scenes[sid]
+            st.scene_vecs[sid] = v
+            st.scene_bm25.add(sid, scenes[sid].summary)
+        st.scenes = {sid: scenes[sid] for sid in scenes}
+        for sp, v in zip(changed_personas, vecs[len(fresh):], strict=True):
+            st.personas[sp] = personas[sp]
+            st.persona_vecs[sp] = v
+        for sp in removed_personas:
+            st.personas.pop(sp, None)
+            st.persona_vecs.pop(sp, None)
+        st.changed()
+        # Chroma first (the JSON written afterwards is the commit point)
+        self._chroma_delete([*gone, *(self._pid(st.id, sp) for sp in removed_personas)])
+        ids, embs, docs, metas = [], [], [], []
+        for f in new_facts:
+            ids.append(f.id)
+            embs.append(st.fact_vecs[f.id])
+            docs.append(f.text)
+            metas.append({"conversation_id": st.id, "level": "fact", "speaker": f.speaker})
+        for sid in fresh:
+            ids.append(sid)
+            embs.append(st.scene_vecs[sid])
+            docs.append(st.scenes[sid].summary)
+            metas.append({"conversation_id": st.id, "level": "scene"})
+        for sp in changed_personas:
+            ids.append(self._pid(st.id, sp))
+            embs.append(st.persona_vecs[sp])
+            docs.append(st.personas[sp])
+            metas.append({"conversation_id": st.id, "level": "persona", "speaker": sp})
+        self._chroma_upsert(ids, embs, docs, metas)
+        return embed_s
+
+    @staticmethod
+    def _pid(conversation_id: str, speaker: str) -> str:
+        return f"{conversation_id}|p:{speaker}"
+
+    def _chroma_upsert(self, ids: list[str], embs: list[Any], docs: list[str], metas: list[dict]) -> None:
+        for i in range(0, len(ids), _BATCH):
+            self._col.upsert(ids=ids[i:i + _BATCH], embeddings=[e.tolist() for e in embs[i:i + _BATCH]],
+                             documents=docs[i:i + _BATCH], metadatas=metas[i:i + _BATCH])
+
+    def _chroma_delete(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), _BATCH):
+            self._col.delete(ids=ids[i:i + _BATCH])
+
+    # ------------------------------------------------------------------ deleting
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Remove a conversation from Chroma, the JSON state and RAM."""
+        with self._lock:
+            st = self._state(conversation_id)
+            self._chroma_delete([*st.facts, *st.scenes, *(self._pid(st.id, sp) for sp in st.personas)])
+            left = self._col.get(where={"conversation_id": conversation_id}, include=[])["ids"]
+            self._chroma_delete(left)
+            del self._states[conversation_id]
+            self._save_manifest()
+            persist.conversation_file(self._state_dir, conversation_id).unlink(missing_ok=True)
+
+    def delete_speaker(self, conversation_id: str, speaker: str) -> int:
+        """Remove everything ``speaker`` said (turns, facts from their turns, persona); scenes are rebuilt without
+        them. Returns the number of turns removed."""
+        with self._lock:
+            st = self._state(conversation_id)
+            gone_turns = {tid for tid, t in st.turns.items() if t.speaker == speaker}
+            if not gone_turns:
+                return 0
+            gone_facts = [fid for fid, f in st.facts.items()
+                          if f.speaker == speaker or set(f.turn_ids) & gone_turns]
+            for tid in gone_turns:
+                del st.turns[tid]
+            for fid in gone_facts:
+                del st.facts[fid]
+                del st.fact_vecs[fid]
+                st.fact_bm25.remove(fid)
+                st.graph.remove_node(fid)
+            self._chroma_delete(gone_facts)
+            old_scenes = dict(st.scenes)
+            st.scenes = {sid: s for sid, s in old_scenes.items() if not set(s.fact_ids) & set(gone_facts)}
+            for sid in old_scenes:
+                if sid not in st.scenes:
+                    st.scene_vecs.pop(sid, None)
+                    st.scene_bm25.remove(sid)
+            self._chroma_delete([sid for sid in old_scenes if sid not in st.scenes])
+            if st.facts:
+                self._rebuild_upper_levels(st, set(), full=False)
+            else:
+                self._rebuild_upper_levels(st, set(), full=True)
+            st.personas.pop(speaker, None)
+            st.persona_vecs.pop(speaker, None)
+            self._chroma_delete([self._pid(st.id, speaker)])
+            st.changed()
+            self._save(st)
+            return len(gone_turns)
+
+    # ------------------------------------------------------------------ reading
+    def retrieve(self, query: str, conversation_id: str | None = None, k: int = 10, mode: str = "graph",
+                 ) -> list[MemoryItem]:
+        """The ``k`` best memory items for ``query`` (see :mod:`.retrieval` for the modes). Every item carries its
+        level, score and the turn ids it brings."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("the query is empty")
+        if mode not in MODES:
+            raise InvalidInputError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if k < 1:
+            raise InvalidInputError(f"k must be >= 1, got {k}")
+        states = [self._state(conversation_id)] if conversation_id is not None else list(self._states.values())
+        if not any(st.facts for st in states):
+            return []
+        qvec = self.embedder.embed_one(query)
+        with self._lock:
+            return retrieve_items(states, query, qvec, k, mode, self.config)
+
+    # ------------------------------------------------------------------ persistence
+    def _save(self, st: ConversationState) -> None:
+        data = {
+            "format": _FORMAT,
+            "conversation_id": st.id,
+            "next_n": st.next_n,
+            "next_seq": st.next_seq,
+            "turns": [t.to_dict() for t in st.turns.values()],
+            "facts": [f.to_dict() for f in st.facts.values()],
+            "scenes": [s.to_dict() for s in st.scenes.values()],
+            "personas": st.personas,
+            "edges": graph_to_json(st.graph),
+        }
+        persist.atomic_write_json(persist.conversation_file(self._state_dir, st.id), data)
+        self._save_manifest()
+
+    def _save_manifest(self) -> None:
+        persist.atomic_write_json(self._state_dir / "manifest.json", {
+            "format": _FORMAT, "conversations": list(self._states), "config": asdict(self.config)})
+
+    def _load(self) -> None:
+        manifest = self._state_dir / "manifest.json"
+        if not manifest.exists():
+            return
+        data = persist.read_json(manifest)
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise MemoryStoreError(f"{manifest}: not a Bi-Mem manifest of format {_FORMAT}")
+        for cid in data.get("conversations", []):
+            path = persist.conversation_file(self._state_dir, cid)
+            if not path.exists():
+                raise MemoryStoreError(f"{path} (conversation {cid!r}) is missing; the memory folder is incomplete")
+            self._states[cid] = self._load_state(persist.read_json(path), path)
+
+    def _load_state(self, d: dict[str, Any], path: Path) -> ConversationState:
+        try:
+            facts = {f["id"]: Fact.from_dict(f) for f in d["facts"]}
+            st = ConversationState(
+                id=d["conversation_id"], graph=graph_from_json(list(facts), d["edges"]),
+                turns={t["id"]: Turn(**t) for t in d["turns"]}, facts=facts,
+                scenes={s["id"]: Scene.from_dict(s) for s in d["scenes"]}, personas=dict(d["personas"]),
+                next_n=int(d["next_n"]), next_seq=int(d["next_seq"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise MemoryStoreError(f"{path}: malformed Bi-Mem state ({e!r})") from None
+        want = {**{i: f.text for i, f in st.facts.items()}, **{i: s.summary for i, s in st.scenes.items()},
+                **{self._pid(st.id, sp): p for sp, p in st.personas.items()}}
+        got = self._col.get(where={"conversation_id": st.id}, include=["embeddings"])
+        vec_by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
+        stray = [i for i in vec_by_id if i not in want]
+        if stray:
+            log.warning("Bi-Mem %s: deleting %d vectors not in the saved state", st.id, len(stray))
+            self._chroma_delete(stray)
+        missing = [i for i in want if i not in vec_by_id]
+        if missing:
+            log.warning("Bi-Mem %s: re-embedding %d items missing from Chroma", st.id, len(missing))
+            for i, v in zip(missing, self.embedder.embed([want[i] for i in missing]), strict=True):
+                vec_by_id[i] = v
+        import numpy as np
+
+        for fid, f in st.facts.items():
+            st.fact_vecs[fid] = np.asarray(vec_by_id[fid], dtype=np.float32)
+            st.fact_bm25.add(fid, f.text)
+        for sid, s in st.scenes.items():
+            st.scene_vecs[sid] = np.asarray(vec_by_id[sid], dtype=np.float32)
+            st.scene_bm25.add(sid, s.summary)
+        for sp in st.personas:
+            st.persona_vecs[sp] = np.asarray(vec_by_id[self._pid(st.id, sp)], dtype=np.float32)
+        if missing:
+            self._chroma_upsert(missing, [np.asarray(vec_by_id[i]) for i in missing], [want[i] for i in missing],
+                                [self._meta(st, i) for i in missing])
+        return st
+
+    def _meta(self, st: ConversationState, item_id: str) -> dict[str, str]:
+        if item_id in st.facts:
+            return {"conversation_id": st.id, "level": "fact", "speaker": st.facts[item_id].speaker}
+        if item_id in st.scenes:
+            return {"conversation_id": st.id, "level": "scene"}
+        return {"conversation_id": st.id, "level": "persona", "speaker": item_id.split("|p:", 1)[-1]}
+
+    def vector_count(self, conversation_id: str | None = None) -> int:
+        """Vectors stored in Chroma (for one conversation, or all)."""
+        if conversation_id is None:
+            return int(self._col.count())
+        return len(self._col.get(where={"conversation_id": conversation_id}, include=[])["ids"])
+
+    def __repr__(self) -> str:
+        return f"BiMemory({str(self.root)!r}, conversations={len(self._states)}, llm={getattr(self.llm, 'name', None)})"
+
+
+def _centroid(vecs: list[Any]) -> Any:
+    import numpy as np
+
+    v = np.mean(np.stack(vecs), axis=0)
+    n = float(np.linalg.norm(v))
+    return (v / n if n > 0 else v).astype(np.float32)
