@@ -221,8 +221,11 @@ class CorpusIndex:
                 client.delete_collection(_COLLECTION)
             return client.get_or_create_collection(_COLLECTION, embedding_function=None,
                                                    configuration={"hnsw": {"space": "cosine"}})
-        except OSError as exc:
-            raise MemoryStoreError(f"Cannot open the index folder {index_dir}: {exc}. Pass another --index-dir.") from exc
+        except Exception as exc:  # sqlite / Chroma errors on a damaged or unwritable folder
+            raise MemoryStoreError(
+                f"Cannot open the index in {index_dir}: {exc}. Delete that folder to rebuild it, or pass another "
+                "index_dir."
+            ) from exc
 
     def _sync(self, load: CorpusLoad, index_dir: Path, t0: float,
               progress: Callable[[int, int], None] | None) -> SyncStats:
@@ -283,7 +286,7 @@ class CorpusIndex:
                 t_embed = time.perf_counter()
                 vectors = self.embedder.embed(texts)
                 embed_seconds += time.perf_counter() - t_embed
-                col.add(ids=[cid for cid, _, _, _ in batch], embeddings=vectors,
+                col.upsert(ids=[cid for cid, _, _, _ in batch], embeddings=vectors,
                         metadatas=[{"doc_id": passages[row][0], "hash": hashes[passages[row][0]], "i": j, "n": n}
                                    for _, row, j, n in batch])
                 if progress is not None:
