@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, MemoryStoreError, MiaflowError
 from ._chroma import collection_name, open_client
-from ._codec import STATIC_KEYS, from_metadata, to_metadata
+from ._codec import from_metadata, static_fields, to_metadata
 from ._utility import (
     EVENT_PREFIX,
     compaction_patch,
@@ -353,19 +353,23 @@ class TrajectoryStore:
                     if ids and 1.0 - ds[0] >= thr - 1e-6:
                         near[i + j] = (ids[0], 1.0 - ds[0], ms[0])
         kept: list[str] = []
+        sim = embs @ embs.T  # near-duplicates inside the batch itself
+        pend_ids: list[str] = []  # ids of new records, and the batch row holding their current content
+        pend_rows: list[int] = []
         for idx, (rec, emb) in enumerate(zip(records, embs, strict=True)):
             best: tuple[str, float] | None = None
-            if new:  # near-duplicates inside the batch itself
-                pend = list(new)
-                sims = np.stack([new[p][1] for p in pend]) @ emb
-                j = int(np.argmax(sims))
-                if sims[j] >= thr - 1e-6:
-                    best = (pend[j], float(sims[j]))
+            if pend_rows:
+                row = sim[idx, pend_rows]
+                j = int(np.argmax(row))
+                if row[j] >= thr - 1e-6:
+                    best = (pend_ids[j], float(row[j]))
             hit = near[idx]
             if hit is not None and (best is None or hit[1] > best[1]):
                 best = (hit[0], hit[1])
             if best is None:
                 new[rec.id] = (rec, emb)
+                pend_ids.append(rec.id)
+                pend_rows.append(idx)
                 kept.append(rec.id)
                 continue
             old_id = best[0]
@@ -373,6 +377,7 @@ class TrajectoryStore:
                 old = new[old_id][0]
                 if self._replaces(old.judgement, old.summary, rec):
                     new[old_id] = (replace(rec, id=old_id), emb)
+                    pend_rows[pend_ids.index(old_id)] = idx
             elif old_id in updates:
                 old = updates[old_id][0]
                 if self._replaces(old.judgement, old.summary, rec):
@@ -380,7 +385,8 @@ class TrajectoryStore:
             else:
                 assert hit is not None
                 old_meta = hit[2]
-                if self._replaces(str(old_meta.get("judgement")), str(old_meta.get("summary", "")), rec):
+                f = static_fields(old_meta)
+                if self._replaces(str(f.get("judgement")), str(f.get("summary", "")), rec):
                     updates[old_id] = (replace(rec, id=old_id), emb, self._reset_meta(rec, old_meta))
             kept.append(old_id)
         return kept, new, updates
@@ -564,102 +570,23 @@ class TrajectoryStore:
     # ------------------------------------------------------------------ stats, export, import
     def stats(self, namespace: str | None = None) -> dict[str, Any]:
         """Counts, judgements, utility and compression figures per namespace (a full scan), plus counters."""
-        nss = self.namespaces() if namespace is None else [self._check_ns(namespace)]
-        per: dict[str, Any] = {}
-        for ns in nss:
-            judg: Counter[str] = Counter()
-            qs, ratios, usage, used = [], [], 0, 0
-            for rec in self.iter_records(ns):
-                judg[rec.judgement] += 1
-                qs.append(rec.q_value)
-                ratios.append(rec.compression_ratio)
-                usage += rec.usage_count
-                used += rec.usage_count > 0
-            per[ns] = {
-                "records": len(qs), "correct": judg["correct"], "incorrect": judg["incorrect"],
-                "unknown": judg["unknown"], "mean_q": float(np.mean(qs)) if qs else 0.0,
-                "min_q": float(min(qs)) if qs else 0.0, "max_q": float(max(qs)) if qs else 0.0,
-                "total_usage": usage, "used_records": used,
-                "mean_compression_ratio": float(np.mean(ratios)) if ratios else 0.0,
-            }
-        return {"where": self.where, "records": sum(p["records"] for p in per.values()), "namespaces": per,
-                "counters": dict(self.counters)}
+        from ._portable import stats
+
+        return stats(self, namespace)
 
     def export_jsonl(self, path: str | Path, *, namespace: str | None = None, embeddings: bool = False) -> int:
-        """Write every record of a namespace (all namespaces when ``namespace="*"``) as JSON lines, atomically."""
-        nss = self.namespaces() if namespace == "*" else [self._ns(namespace)]
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        n = 0
-        with tmp.open("w", encoding="utf-8") as f:
-            for ns in nss:
-                for rec_id, meta, emb in self._scan(ns, embeddings=embeddings):
-                    row = {k: meta[k] for k in STATIC_KEYS if k in meta}
-                    row.update(id=rec_id, namespace=ns,
-                               utility={k: v for k, v in meta.items() if is_utility_key(k)})
-                    st = self._fold(meta)
-                    row.update(q_value=st.q, usage_count=st.usage, success_count=st.success)
-                    if emb is not None:
-                        row["embedding"] = [float(x) for x in emb]
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return n
+        """Write every record of a namespace (all namespaces when ``namespace="*"``) as JSON lines, atomically;
+        utilities travel with their idempotency keys."""
+        from ._portable import export_jsonl
+
+        return export_jsonl(self, path, namespace=namespace, embeddings=embeddings)
 
     def import_jsonl(self, path: str | Path, *, namespace: str | None = None) -> int:
         """Load records written by :meth:`export_jsonl` (ids, utilities and idempotency keys kept); an existing id
         is overwritten. Every line is checked before anything is written."""
-        rows: list[tuple[str, str, dict[str, Any], list[float] | None]] = []
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InvalidInputError(f"cannot read {path}: {e}") from e
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rec_id = str(row["id"])
-                ns = self._ns(namespace if namespace is not None else row.get("namespace"))
-                meta = {k: row[k] for k in STATIC_KEYS if k in row}
-                util = row.get("utility") or {}
-                if not all(is_utility_key(k) and isinstance(v, str) for k, v in util.items()):
-                    raise ValueError("bad utility keys")
-                meta.update(util)
-                rec = self._record(rec_id, meta, ns)
-                _check_question(rec.question)
-                _check_reward(rec.reward)
-                emb = row.get("embedding")
-            except (ValueError, KeyError, TypeError, InvalidInputError) as e:
-                raise InvalidInputError(f"{path}:{n}: not a trajectory-store record ({e})") from e
-            rows.append((ns, rec_id, meta, emb))
-        by_ns: dict[str, list[tuple[str, dict[str, Any], list[float] | None]]] = {}
-        for ns, rec_id, meta, emb in rows:
-            by_ns.setdefault(ns, []).append((rec_id, meta, emb))
-        for ns, items in by_ns.items():
-            missing = [k for k, (_, m, e) in enumerate(items) if e is None]
-            vecs = self._embed([str(items[k][1]["question"]) for k in missing]) if missing else None
-            embs = [np.asarray(e, np.float32) if e is not None else None for _, _, e in items]
-            for j, k in enumerate(missing):
-                embs[k] = vecs[j]  # type: ignore[index]
-            with self._lock, self._errors("import records"):
-                col = self._collection(ns, create=True)
-                step = self._batch()
-                for i in range(0, len(items), step):
-                    chunk = items[i:i + step]
-                    ids = [c[0] for c in chunk]
-                    old = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(col.get(ids=ids, include=["metadatas"])),
-                                   strict=True))
-                    metas = []
-                    for rec_id, meta, _ in chunk:
-                        m = {k: None for k in old.get(rec_id, {}) if is_utility_key(k)}
-                        m.update(meta)
-                        metas.append(m)
-                    col.upsert(ids=ids, embeddings=np.stack(embs[i:i + step]), metadatas=metas)  # type: ignore[arg-type]
-        self.counters["imported"] += len(rows)
-        return len(rows)
+        from ._portable import import_jsonl
+
+        return import_jsonl(self, path, namespace=namespace)
 
     def close(self) -> None:
         """Drop the client and cached collections (the data stays on disk or on the server)."""
