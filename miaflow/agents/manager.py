@@ -97,8 +97,9 @@ class Manager:
         """Compress and store the run, then update the utilities of the memories it used. Returns the kept id."""
         if self.store is None:
             return None
-        from ..memory.compress import compress
-        from ..memory.trajectory import Trajectory
+        from .. import memory
+
+        compress, Trajectory = memory.compress, memory.Trajectory  # noqa: N806 (lazy public names)
 
         reward = reward_of(judgement)
         steps = [{"tool": s["tool"], "input": s["input"], "output": ", ".join(s.get("output") or ()) or

@@ -8,12 +8,14 @@ per-plan steps (execute, reflect, replan, execute again, judge) are plain method
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from .._text import normalize_answer
 from ..agents.judge import majority_vote
 from ..agents.records import Execution, Judgement, Plan, Usage
+from ..errors import InvalidInputError
 from .state import ResearchConfig, ResearchState
 
 __all__ = ["ResearchNodes", "writer"]
@@ -52,12 +54,19 @@ class ResearchNodes:
     # ---- graph nodes -------------------------------------------------------------------------------------------
     def recall(self, state: ResearchState) -> dict[str, Any]:
         t0 = time.perf_counter()
-        mem = self.manager.recall(state["question"], user_id=state.get("user_id"),
+        question = state.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("the question is empty: pass a non-empty question string")
+        mem = self.manager.recall(question, user_id=state.get("user_id"),
                                   conversation_id=state.get("conversation_id"))
-        msgs = self.planner.messages(state["question"], mem)
+        msgs = self.planner.messages(question, mem)
         writer()({"event": "recall", "positive": len(mem["positive"]), "negative": len(mem["negative"]),
                   "conversation": bool(mem.get("conversation"))})
-        return {"memories": mem, "planner_messages": msgs, "timings": {"recall": time.perf_counter() - t0}}
+        out: dict[str, Any] = {"memories": mem, "planner_messages": msgs,
+                               "timings": {"recall": time.perf_counter() - t0}}
+        if not state.get("task_id"):  # graphs started by LangGraph's own tools get only a question
+            out["task_id"] = f"t-{uuid.uuid4().hex[:12]}"
+        return out
 
     def plan(self, state: ResearchState) -> dict[str, Any]:
         t0, u = time.perf_counter(), Usage()
@@ -123,7 +132,7 @@ class ResearchNodes:
         replan = Plan.from_dict(state["replan_plan"]) if state.get("replan_plan") else None
         steps = [s.as_dict() for s in Execution.from_dict(state["first"]).steps + (final.steps if replan else ())]
         mem_id = self.manager.remember(
-            task_id=state["task_id"], question=state["question"],
+            task_id=state.get("task_id") or "task", question=state["question"],
             plan=plan.text + (("\nReplan:\n" + replan.text) if replan else ""), steps=steps,
             evidence_ids=list(final.evidence_ids), answer=final.answer,
             judgement=state.get("judgement", {}).get("label", "unknown"),
@@ -133,7 +142,7 @@ class ResearchNodes:
         if cid:
             self.manager.write_conversation(conversation_id=cid, user_id=state.get("user_id"),
                                             question=state["question"], answer=final.answer,
-                                            turn_id=state["task_id"])
+                                            turn_id=state.get("task_id"))
         writer()({"event": "remember", "memory_id": mem_id})
         return {"memory_id": mem_id, "timings": {"remember": time.perf_counter() - t0}}
 

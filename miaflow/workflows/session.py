@@ -29,7 +29,16 @@ from ..rl.adapters import write_json_atomic
 from ..rl.buffer import ExperienceBuffer, ExperienceGroup
 from ..rl.rewards import majority_vote_scores, planner_reward
 
-__all__ = ["SessionConfig", "SessionQuestion", "QuestionOutcome", "Session", "SessionSummary"]
+__all__ = [
+    "SessionConfig",
+    "SessionQuestion",
+    "QuestionOutcome",
+    "Session",
+    "SessionSummary",
+    "build_session",
+    "load_session_questions",
+    "iter_outcomes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -309,3 +318,64 @@ class Session:
 def iter_outcomes(state_dir: str | Path) -> Iterable[QuestionOutcome]:
     """The outcome log of a session folder (one per answered question)."""
     return _Progress(Path(state_dir)).outcomes()
+
+
+def build_session(corpus: Any, state_dir: str | Path, *, config: SessionConfig | None = None, chat: Any = None,
+                  index: Any = None, use_memory: bool = True, heldback: Sequence[SessionQuestion] = (),
+                  research_config: Any = None, grpo: Any = None, worker_config: Any = None,
+                  consolidation: Any = None) -> Session:
+    """Wire a session from parts: the serving model (default: the bundled local model), the corpus index, a
+    trajectory store under ``state_dir/memory`` (``use_memory``), the judge, and with ``config.learn`` the GRPO
+    worker gated on ``heldback`` questions (no gate when empty: every version is promoted).
+    """
+    from ..agents.judge import JudgeConfig
+    from ..rl.buffer import ExperienceBuffer
+    from .research import ResearchWorkflow
+    from .state import ResearchConfig
+
+    config = config or SessionConfig()
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    if chat is None:
+        from ..llm import LocalChatModel
+
+        chat = LocalChatModel()
+    if index is None:
+        from ..tools import CorpusIndex
+
+        index = CorpusIndex.open(corpus, index_dir=state / "index")
+    store = None
+    if use_memory:
+        from ..memory import TrajectoryStore
+
+        store = TrajectoryStore(state / "memory")
+    rc = research_config or ResearchConfig()
+    judge = replace(rc.judge, without_gold="evaluators" if config.judge == "llm" else "none") \
+        if isinstance(rc.judge, JudgeConfig) else rc.judge
+    rc = replace(rc, judge=judge, planner_adapter="planner" if config.learn else rc.planner_adapter)
+    workflow = ResearchWorkflow(planner=chat, index=index, store=store, config=rc)
+    buffer = ExperienceBuffer(state / "buffer.sqlite")
+
+    def without_memory(adapter: str | None) -> Any:
+        return ResearchWorkflow(planner=chat, index=index, store=None, config=replace(rc, planner_adapter=adapter))
+
+    worker = None
+    version: Callable[[], str | None] = lambda: None  # noqa: E731
+    if config.learn:
+        from ..rl.learning import attach_learning, heldback_evaluator
+
+        evaluator = heldback_evaluator(chat, without_memory, list(heldback)) if heldback else None
+        worker = attach_learning(chat, state, buffer, settings=grpo, worker_config=worker_config,
+                                 evaluator=evaluator)
+        registry = worker.roles[0].registry
+        version = lambda: registry.promoted.name  # noqa: E731
+    consolidator = None
+    if config.consolidate_every and store is not None:
+        from ..rl.consolidation import Consolidator
+
+        consolidator = Consolidator(store, without_memory(rc.planner_adapter), state / "consolidation.json",
+                                    config=consolidation)
+    write_json_atomic(state / "session.json", {"config": asdict(config), "use_memory": use_memory,
+                                               "heldback": [q.id for q in heldback], "model": getattr(chat, "name", "")})
+    return Session(workflow, state, config=config, buffer=buffer, worker=worker, adapter_version=version,
+                   consolidator=consolidator)
