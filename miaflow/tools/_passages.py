@@ -1,7 +1,8 @@
 """Splitting long documents into passages, so the embedder (which reads ~256 word pieces) sees all of them.
 
 Short documents (HotpotQA paragraphs) stay one passage. Longer ones are packed from their blank-line separated
-paragraphs up to ``max_words`` words; a paragraph longer than that is cut into word windows. Search ranks passages
+paragraphs up to ``max_words`` words; a paragraph longer than that is cut into word windows, and its remainder
+starts the next passage. Search ranks passages
 and reports each document once, at its best passage.
 """
 
@@ -11,12 +12,16 @@ __all__ = ["split_passages"]
 
 
 def split_passages(text: str, max_words: int = 200) -> list[str]:
-    """Passages of at most ``max_words`` words covering ``text`` in order.
+    r"""Passages of at most ``max_words`` words covering ``text`` in order.
 
     >>> split_passages("one two three", max_words=2)
     ['one two', 'three']
     >>> split_passages("short text")
     ['short text']
+    >>> split_passages("a b c\n\nd e", max_words=2)
+    ['a b', 'c', 'd e']
+    >>> split_passages("a b c\n\nd", max_words=2)
+    ['a b', 'c\n\nd']
     """
     if len(text.split()) <= max_words:
         return [text]
@@ -30,10 +35,13 @@ def split_passages(text: str, max_words: int = 200) -> list[str]:
         if count + len(words) > max_words and current:
             passages.append("\n\n".join(current))
             current, count = [], 0
-        if len(words) > max_words:
-            for start in range(0, len(words), max_words):
-                passages.append(" ".join(words[start : start + max_words]))
-            continue
+        if len(words) > max_words:  # full windows; the rest may share a passage with what follows
+            cut = len(words) - len(words) % max_words
+            passages.extend(" ".join(words[s : s + max_words]) for s in range(0, cut, max_words))
+            words = words[cut:]
+            if not words:
+                continue
+            para = " ".join(words)
         current.append(para)
         count += len(words)
     if current:

@@ -15,3 +15,13 @@ def test_import_is_light():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_doctests():
+    import doctest
+    import importlib
+
+    for name in ("_passages", "_paths", "bm25", "loaders", "index"):
+        module = importlib.import_module(f"miaflow.tools.{name}")
+        result = doctest.testmod(module, optionflags=doctest.IGNORE_EXCEPTION_DETAIL)
+        assert result.failed == 0, name
