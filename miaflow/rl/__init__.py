@@ -32,6 +32,9 @@ __all__ = [
     "WorkerEvent",
     "ConsolidationConfig",
     "Consolidator",
+    "ConsolidationReport",
+    "attach_learning",
+    "heldback_evaluator",
 ]
 
 _WHERE = {
@@ -57,6 +60,9 @@ _WHERE = {
     "WorkerEvent": "worker",
     "ConsolidationConfig": "consolidation",
     "Consolidator": "consolidation",
+    "ConsolidationReport": "consolidation",
+    "attach_learning": "learning",
+    "heldback_evaluator": "learning",
 }
 
 

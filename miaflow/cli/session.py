@@ -1,0 +1,80 @@
+"""``miaflow session QUESTIONS.jsonl --corpus DIR [--learn]``: answer a stream of questions with a group of plans
+each, remember every run, and (with ``--learn``) train the planner's LoRA adapter with GRPO in the background.
+Everything lives under ``--state`` so a killed session continues with ``--resume``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("session")
+    def session(
+        questions: Path = typer.Argument(..., help="Questions: miaflow JSONL (question, answer), HotpotQA or MuSiQue."),
+        corpus: Path = typer.Option(..., "--corpus", help="Folder of .txt/.md files, a JSONL file, or QA data."),
+        learn: bool = typer.Option(False, "--learn", help="Train the planner with GRPO while answering."),
+        judge: str = typer.Option("gold", "--judge", help="gold (EM/F1), llm (evaluators, no gold) or vote."),
+        epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the questions."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the session stored under --state."),
+        state: Path = typer.Option(Path("miaflow-session"), "--state", help="Folder holding the session's state."),
+        group_size: int = typer.Option(4, "--group-size", min=1, help="Plans per question (GRPO group size)."),
+        heldback: int = typer.Option(0, "--heldback", min=0, help="Questions kept back (the last N) to gate "
+                                     "adapter versions; 0 promotes every version."),
+        no_memory: bool = typer.Option(False, "--no-memory", help="Answer without the trajectory memory."),
+        limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
+        fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
+        model: str = typer.Option(None, "--model", help="Model folder (default: the bundled SmolLM2)."),
+    ) -> None:
+        """Run a continual test-time learning session over a question stream."""
+        from rich.console import Console
+
+        from ..errors import MiaflowError
+
+        console = Console()
+        try:
+            _run(console, questions, corpus, learn, judge, epochs, resume, state, group_size, heldback, no_memory,
+                 limit, fmt, model)
+        except MiaflowError as e:
+            console.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        except ValueError as e:
+            console.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+
+
+def _run(console, questions, corpus, learn, judge, epochs, resume, state, group_size, heldback, no_memory, limit,
+         fmt, model) -> None:  # noqa: ANN001
+    from .._import_utils import offline_env
+    from ..workflows.session import SessionConfig, build_session, load_session_questions
+
+    offline_env()
+    qs = load_session_questions(questions, format=fmt, limit=(limit + heldback) if limit else None)
+    held = qs[len(qs) - heldback:] if heldback else []
+    stream = qs[: len(qs) - heldback] if heldback else qs
+    cfg = SessionConfig(group_size=group_size, judge=judge, epochs=epochs, learn=learn)
+    chat = None
+    if model:
+        from ..llm import LocalChatModel
+
+        chat = LocalChatModel(model)
+    with console.status("loading the model, the corpus index and the memory..."):
+        sess = build_session(corpus, state, config=cfg, chat=chat, use_memory=not no_memory, heldback=held)
+
+    def show(o) -> None:  # noqa: ANN001
+        flag = " [yellow](training)[/]" if o.training else ""
+        console.print(f"e{o.epoch} #{o.index} {o.qid}: acc={o.accuracy:.2f} rewards="
+                      f"{[round(r, 2) for r in o.rewards]}{' zero-variance' if o.zero_variance else ''} "
+                      f"{o.seconds:.1f}s adapter={o.adapter_version}{flag}")
+
+    sess.on_outcome = show
+    summary = sess.run(stream, resume=resume)
+    console.print(f"accuracy by epoch: {[round(a, 3) for a in summary.accuracy_by_epoch]}")
+    console.print(f"accuracy by window: {[round(a, 3) for a in summary.accuracy_by_window]}")
+    console.print(f"buffer: {summary.buffer}")
+    for v in summary.adapter_versions:
+        console.print(f"adapter {v['name']}: {v['status']} held_back={v.get('held_back')} loss={v.get('loss')}")
+    console.print(f"state kept in {state} (continue with --resume)")
