@@ -19,17 +19,19 @@ How it works:
 - ``open_document`` serves only documents held by the index, from memory: it never touches the file system, so no
   id (``../../etc/passwd``, an absolute path) can make it read outside the corpus root.
 
-Simplified: one writer at a time per index folder (no file lock); BM25 is not persisted.
+Simplified: writers of one index folder take turns (a file lock around each refresh; an open index does not see
+another process's later changes until its own ``refresh()``); BM25 is not persisted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 INDEX_DIRNAME = ".miaflow-index"
 _COLLECTION = "corpus"
 _MODES = ("hybrid", "dense", "bm25")
+_SPLIT_VERSION = 2  # bump when split_passages changes, so stored passages are rebuilt
 
 
 @dataclass
@@ -201,7 +204,8 @@ class CorpusIndex:
             t0 = time.perf_counter()
             load = read_corpus(self._corpus, self.format)
             index_dir = self._index_dir_arg or default_index_dir(load.root)
-            stats = self._sync(load, index_dir, t0, progress)
+            with _folder_lock(index_dir):
+                stats = self._sync(load, index_dir, t0, progress)
             self.load, self.index_dir, self.last_sync = load, index_dir, stats
             log.info("indexed %s: %d added, %d changed, %d reused, %d removed in %.1fs", load.root, stats.added,
                      stats.changed, stats.reused, stats.removed, stats.seconds)
@@ -234,14 +238,15 @@ class CorpusIndex:
             index_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MemoryStoreError(f"Cannot create the index folder {index_dir}: {exc}. Pass another index_dir.") from exc
-        settings = {"embedder": self._embedder_name(), "passage_words": cfg.passage_words}
+        settings = {"embedder": self._embedder_name(), "passage_words": cfg.passage_words,
+                    "passage_split": _SPLIT_VERSION}
         mpath = index_dir / "manifest.json"
         manifest = Manifest.read(mpath)
         rebuilt = ""
         if manifest is None:
             rebuilt = "new index"
         elif manifest.settings != settings:
-            rebuilt = "embedder or passage size changed"
+            rebuilt = "embedder or passage splitting changed"
         col = self._open_collection(index_dir, reset=bool(rebuilt))
         if rebuilt:
             old: dict[str, dict[str, Any]] = {}
@@ -405,6 +410,28 @@ def _resolve(state: _State, name: object) -> str | None:
         if cand.lower() in state.by_lower:
             return state.by_lower[cand.lower()]
     return None
+
+
+@contextlib.contextmanager
+def _folder_lock(index_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the index folder while it is written, so two processes opening the same corpus
+    build it one after the other (the second finds it up to date). POSIX only; elsewhere a no-op."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(index_dir / "lock", "a+b")  # noqa: SIM115 - held for the duration of the block
+    except OSError as exc:
+        raise MemoryStoreError(f"Cannot create the index folder {index_dir}: {exc}. Pass another index_dir.") from exc
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
 
 
 def _passage_id(doc_id: str, j: int) -> str:

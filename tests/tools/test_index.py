@@ -147,3 +147,13 @@ def test_sample_corpus_index_location_and_retrieval(tmp_path, hash_embedder, mon
     found = sum(s in {h.doc_id for h in idx.search(q.question, k=10, mode="bm25")} for q in qs
                 for s in q.supporting_ids)
     assert found / sum(len(q.supporting_ids) for q in qs) > 0.6
+
+
+def test_concurrent_opens_of_one_corpus_take_turns(corpus_dir, hash_embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: CorpusIndex.open(corpus_dir, embedder=hash_embedder), range(2))
+    assert sorted([a.last_sync.added, b.last_sync.added]) == [0, 6]
+    assert sorted([a.last_sync.reused, b.last_sync.reused]) == [0, 6]
+    assert a.search("volcano lava", k=1)[0].doc_id == b.search("volcano lava", k=1)[0].doc_id
