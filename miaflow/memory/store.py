@@ -12,6 +12,11 @@
 - Utilities (MemRL): Q <- Q + alpha*(r - Q), stored as an idempotent event per (task, memory), see ``_utility``.
   Every update is a single Chroma write, so a crash never leaves half of one, and concurrent writers lose nothing.
 - Capacity: past ``max_records`` the records with the lowest Q + recency bonus are evicted.
+
+Simplifications: several processes must share one store through a Chroma server (Chroma does not support two
+``PersistentClient`` processes on one folder). Utility updates from many processes are safe (see ``_utility``; it
+assumes a write becomes visible within ``compaction_grace_s``); the near-duplicate check of ``add`` is not atomic
+across processes, so two processes adding the same question at the same moment can both keep it.
 """
 
 from __future__ import annotations

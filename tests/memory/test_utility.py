@@ -99,3 +99,22 @@ def test_phase_b_prefers_high_q_at_similar_similarity():
     qs = np.array([-0.9, 0.9, 0.0])
     s = phase_b_scores(sims, qs, sim_weight=0.5, q_weight=0.5, clip=3)
     assert int(np.argmax(s)) == 1
+
+
+def test_every_config_figure_has_help_and_is_checked():
+    from dataclasses import fields
+
+    from miaflow.errors import InvalidInputError
+    from miaflow.memory import CompressionConfig, TrajectoryStoreConfig
+
+    for cls in (TrajectoryStoreConfig, CompressionConfig):
+        assert all(f.metadata.get("help") for f in fields(cls))
+    cfg = TrajectoryStoreConfig()
+    assert (cfg.k1, cfg.k2, cfg.alpha, cfg.q_init, cfg.duplicate_threshold, cfg.z_clip) == (10, 5, 0.3, 0.0, 0.9999, 3.0)
+    assert CompressionConfig().max_words == 300
+    for bad in ({"k1": 3, "k2": 5}, {"alpha": 0.0}, {"epsilon": 1.5}, {"delta": float("nan")}, {"q_init": 2.0},
+                {"duplicate_threshold": 0.0}, {"max_records": 0}, {"sim_weight": 0.0, "q_weight": 0.0}):
+        with pytest.raises(InvalidInputError):
+            TrajectoryStoreConfig(**bad)
+    with pytest.raises(InvalidInputError):
+        CompressionConfig(max_words=5)
