@@ -161,3 +161,22 @@ def test_shipped_sample_is_consistent():
     assert all(len(q.answer.split()) <= 2 for q in qs)
     assert (sample_corpus_path().parent / "ATTRIBUTION.md").read_text().count("CC BY-SA 4.0") >= 1
     assert sample_questions(limit=3) == qs[:3]
+
+
+def test_unreadable_folder_raises_corpus_error(corpus_dir, monkeypatch):
+    import miaflow.tools._paths as paths
+
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: False)
+    with pytest.raises(CorpusError, match="not readable"):
+        load_corpus(corpus_dir)
+
+
+def test_folder_whose_files_all_fail_to_read_is_an_empty_corpus(corpus_dir, monkeypatch):
+    from pathlib import Path
+
+    def boom(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", boom)
+    with pytest.raises(CorpusError, match=r"empty.*6 files or records skipped.*Permission denied"):
+        load_corpus(corpus_dir)
