@@ -1,66 +1,47 @@
-"""One real GRPO step through TRL on the bundled model: the LoRA weights move and the result is a new version."""
+"""One real GRPO step through TRL on the bundled model: the LoRA weights move, the result is saved as a new
+version, promoted, and loaded in place into the serving model."""
 
 import pytest
 
-from miaflow.rl import (
-    AdapterRegistry,
-    ExperienceBuffer,
-    GRPOLearner,
-    GRPOSettings,
-    RoleTrainer,
-    TrainingWorker,
-)
+from miaflow.rl import ExperienceBuffer, GRPOSettings, attach_learning
+
+
+def _lora(named_params, adapter):
+    return {k.replace(f".{adapter}.", "."): v.detach().clone() for k, v in named_params if f"lora_B.{adapter}." in k}
 
 
 @pytest.mark.slow
-def test_real_grpo_step_moves_lora_weights_and_saves_a_version(tmp_path, bundled_model_dir, make_group):
+def test_real_grpo_step_moves_lora_weights_saves_and_publishes_a_version(tmp_path, bundled_model_dir, make_group):
+    from miaflow.llm import LocalChatModel
+
+    chat = LocalChatModel(bundled_model_dir, device="cpu")
     buf = ExperienceBuffer(tmp_path / "buffer.sqlite")
+    settings = GRPOSettings(max_completion_length=32, learning_rate=1e-3, device="cpu",
+                            work_dir=str(tmp_path / "scratch"))
+    worker = attach_learning(chat, tmp_path, buf, settings=settings, evaluator=lambda v: 0.0)
+    assert "planner" in chat.adapters  # a fresh LoRA (equal to the base model) serves until a version is promoted
+    learner, registry = worker.roles[0].learner, worker.roles[0].registry
     buf.add(make_group("e0-q0", rewards=(1.0, 0.0, 0.55, 0.1)))
-    learner = GRPOLearner(bundled_model_dir, GRPOSettings(max_completion_length=32, learning_rate=1e-3,
-                                                          work_dir=str(tmp_path / "scratch")))
-    reg = AdapterRegistry(tmp_path / "adapters" / "planner")
-    seen = {}
+    buf.add(make_group("e0-q1", rewards=(0.3, 0.3, 0.3, 0.3)))  # zero variance: never handed to the trainer
 
-    def hook(kind, groups):
-        if kind == "end":
-            seen["after"] = learner.lora_state()
-
-    worker = TrainingWorker(buf, RoleTrainer(learner=learner, registry=reg, evaluator=lambda v: 0.0),
-                            step_hook=hook)
-    orig_rollout = learner._rollout
-
-    def rollout(prompts, trainer):  # snapshot the freshly initialised LoRA weights before the optimizer step
-        seen.setdefault("before", learner.lora_state())
-        return orig_rollout(prompts, trainer)
-
-    learner._rollout = rollout
-    learner_build = learner._build
-
-    def build(ds):
-        learner_build(ds)
-        learner.trainer.rollout_func = rollout
-
-    learner._build = build
     result = worker.run_once()
     assert result is not None and result.groups == ["e0-q0"]
-    assert result.completion_tokens > 0 and result.seconds > 0
-    before, after = seen["before"], seen["after"]
+    assert result.completion_tokens > 0 and result.seconds > 0 and result.metrics.get("reward_std", 1) > 0
+    before, after = learner._initial, learner.lora_state()
     assert before and set(before) == set(after)
     moved = [k for k in before if not (before[k] == after[k]).all()]
-    assert moved, "no LoRA tensor changed"
-    assert any("lora_B" in k for k in moved)
-    # saved and gated as v1 (scores equal to the base -> promoted), group marked trained
-    v1 = reg.get("v1")
+    assert any("lora_B" in k for k in moved), "no LoRA tensor changed"
+
+    v1 = registry.get("v1")
     assert (v1.path / "adapter_config.json").exists() and v1.metrics["steps"] == 1
-    assert reg.promoted.name == "v1"
-    assert buf.stats().trained == 1 and buf.count_pending() == 0
-    # a zero-variance group is never handed to the trainer
-    buf.add(make_group("e0-q1", rewards=(0.3, 0.3, 0.3, 0.3)))
-    assert worker.run_once() is None
-    # the saved version loads back into a fresh learner (resume) with the trained weights
-    from peft.utils import load_peft_weights
-    saved = load_peft_weights(str(v1.path), device="cpu")
-    k = next(k for k in moved if "lora_B" in k)
-    short = k.replace(".default", "")
-    match = [s for s in saved if s.endswith(short.split("base_model.model.", 1)[-1])]
-    assert match and (saved[match[0]] == after[k]).all()
+    assert registry.promoted.name == "v1" and v1.metrics["held_back"] == 0.0
+    assert buf.stats().trained == 1 and buf.stats().zero_variance == 1 and worker.run_once() is None
+    # the promoted version now serves: the chat model's 'planner' adapter holds the trained weights
+    served = _lora(chat.model.named_parameters(), "planner")
+    trained = _lora(learner.model.named_parameters(), "default")
+    assert served and set(served) == set(trained)
+    assert all((served[k] == trained[k]).all() for k in served)
+    assert [e.kind for e in worker.events] == ["step_start", "step_end", "promoted"]
+    # resuming builds the learner from the registry's current version
+    again = attach_learning(chat, tmp_path, buf, settings=settings)
+    assert again.roles[0].learner.adapter_path == v1.path
