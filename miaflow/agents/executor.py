@@ -21,7 +21,7 @@ from ..llm.base import GenerationConfig
 from . import prompts
 from .records import Execution, ToolCall, Usage, call_model
 
-__all__ = ["ExecutorConfig", "Executor", "SearchIndex", "Tool", "step_query"]
+__all__ = ["ExecutorConfig", "Executor", "SearchIndex", "Tool", "step_query", "parse_answer", "strip_echo"]
 
 
 class SearchIndex(Protocol):
@@ -107,6 +107,26 @@ def parse_answer(text: str, evidence_ids: Sequence[str]) -> tuple[str, list[str]
     return answer, cited
 
 
+def strip_echo(answer: str, question: str) -> str:
+    """Cut a restatement of the question off the front of an answer, and keep its first sentence.
+
+    >>> strip_echo("The band who released the album had their first performance in Tulsa, Oklahoma.",
+    ...            "The band who released the album had their first performance in what city?")
+    'Tulsa, Oklahoma'
+    """
+    from .._text import normalize_answer
+
+    answer = re.split(r"(?<=[a-z0-9)])\.\s+(?=[A-Z])", answer.strip(), maxsplit=1)[0].strip(" .")
+    qwords = set(normalize_answer(question).split()) | {"is", "was", "are", "were", "answer"}
+    words = answer.split()
+    i = 0
+    while i < len(words) and (normalize_answer(words[i]) in qwords or not normalize_answer(words[i])):
+        i += 1
+    if i >= 3 and i < len(words):
+        return " ".join(words[i:]).strip(" .,:;")
+    return answer
+
+
 class Executor:
     """Runs plan steps against the tools and writes the cited answer."""
 
@@ -178,6 +198,7 @@ class Executor:
         order: list[str] = []
         read: dict[str, str] = {}
         last_ids: list[str] = []
+        searched: set[str] = set()
         todo = list(enumerate(steps, 1))
         if cfg.search_question_first and previous is None:
             todo.insert(0, (0, question))
@@ -191,6 +212,10 @@ class Executor:
                 self._open([d for d in last_ids if d not in read][: max(cfg.read_k, 1)], i, calls, hits_by_id, read)
                 continue
             query = question if i == 0 else self._query(question, step, usage, adapter)
+            key = " ".join(tokenize(query))
+            if key in searched:  # the same search again would only cost time
+                continue
+            searched.add(key)
             emit({"event": "search", "step": i, "query": query})
             last_ids = self._search(query, i, calls, hits_by_id, ranks, order)
             if cfg.read_k:
@@ -223,6 +248,7 @@ class Executor:
                                adapter=adapter if adapter is not None else cfg.adapter)
         raw = call_model(self.model, msgs, gen, usage).text
         answer, cited = parse_answer(raw, evidence_ids)
+        answer = strip_echo(answer, question)
         by_model = bool(cited)
         if not cited and answer:
             cited = [_best_support(answer, evidence)]

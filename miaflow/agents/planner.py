@@ -71,12 +71,20 @@ def _split_steps(text: str) -> list[str]:
     return items
 
 
+def _degenerate(step: str) -> bool:
+    """A step that repeats itself (a small model's loop) or has almost no words."""
+    words = re.findall(r"[a-z]+", step.lower())
+    return len(words) < 2 or (len(words) >= 6 and len(set(words)) / len(words) < 0.5)
+
+
 def parse_plan(text: str, question: str, *, max_steps: int = 5, max_chars: int = 200) -> Plan:
     """Parse a model's plan text into a :class:`Plan`, falling back to :func:`default_plan`.
 
     >>> parse_plan("Thinking: two hops.\\n1. Search for the band\\n2. Find its first show", "q").steps
     ('Search for the band', 'Find its first show')
     >>> parse_plan("garbled ###", "Who won?").fallback
+    True
+    >>> parse_plan("1. Think: Thinking: Thinking: Thinking: Thinking: Thinking:", "Who won?").fallback
     True
     """
     text = text or ""
@@ -89,7 +97,7 @@ def parse_plan(text: str, question: str, *, max_steps: int = 5, max_chars: int =
         step = " ".join(item.split()).strip(" *#`")
         step = step[:max_chars].strip()
         key = step.lower()
-        if len(step.split()) < 2 or _ANSWERY.search(step) or key in seen:
+        if len(step.split()) < 2 or _ANSWERY.search(step) or key in seen or _degenerate(step):
             continue
         seen.add(key)
         steps.append(step)

@@ -101,8 +101,9 @@ def answer_prompt(question: str, passages: Sequence[tuple[str, str, str]], *, ch
     """``passages``: (doc_id, title, text) triples, shown between markers as data."""
     docs = "\n\n".join(f"[{doc_id}] {title}\n{_clip(text, chars)}" for doc_id, title, text in passages)
     return (
-        f"Documents:\n<<<\n{docs}\n>>>\n\nQuestion: {question}\n"
-        "Answer in a few words, then cite the id of the document you used in brackets, like: Paris [doc_id]"
+        f"Question: {question}\n\nDocuments:\n<<<\n{docs}\n>>>\n\nQuestion: {question}\n"
+        "Give only the short answer (a name, place, date or number) found in the documents, then the id of the "
+        "document you used in brackets, like: <answer> [<document id>]"
     )
 
 

@@ -66,7 +66,8 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     t0 = time.perf_counter()
     llm = llm or load_chat_model(model)
     t_model = time.perf_counter() - t0
-    config = ResearchConfig(planner=PlannerConfig(max_tokens=96), executor=ExecutorConfig(answer_max_tokens=24),
+    config = ResearchConfig(planner=PlannerConfig(max_tokens=64),
+                            executor=ExecutorConfig(answer_max_tokens=24, passage_chars=400),
                             reflect=reflect)
     report = BenchReport("research", out, config={
         "data": str(data), "format": format, "limit": limit, "model": getattr(llm, "name", model),

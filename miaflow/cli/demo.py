@@ -64,7 +64,8 @@ def run_demo(console, *, questions: int = 5, model: str = "local", memory: Path 
         tmp = tempfile.TemporaryDirectory(prefix="miaflow-demo-")
         memory = Path(tmp.name) / "memory"
     store = TrajectoryStore(memory)
-    config = ResearchConfig(planner=PlannerConfig(max_tokens=96), executor=ExecutorConfig(answer_max_tokens=24),
+    config = ResearchConfig(planner=PlannerConfig(max_tokens=64),
+                            executor=ExecutorConfig(answer_max_tokens=24, passage_chars=400),
                             reflect=reflect)
     wf = ResearchWorkflow(planner=llm, index=index, store=store, config=config)
     rows, results = [], []

@@ -76,7 +76,7 @@ def scripted(messages, cfg) -> str:
         return "no"
     if "Reply with the plan's letter" in text:
         return "B"
-    if "Documents:" in text and "cite" in text:
+    if "Documents:" in text and "<answer>" in text:
         return "Tulsa [tinted_band]" if "Tulsa" in text else "Paris [paris]"
     if "score from 0" in text:
         return "8"

@@ -77,7 +77,7 @@ def test_run_group_fans_out_plans_sampled_in_one_call(script, tiny_index):
 
     def fn(messages, cfg):
         text = messages[-1]["content"]
-        if "Documents:" in text and "cite" in text:
+        if "Documents:" in text and "<answer>" in text:
             return next(answers)
         return scripted(messages, cfg)
 
