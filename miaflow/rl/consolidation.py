@@ -21,7 +21,7 @@ from typing import Any
 
 from .adapters import write_json_atomic
 from .buffer import ExperienceBuffer, ExperienceGroup
-from .rewards import planner_reward
+from .rewards import plan_format_ok, planner_reward
 
 __all__ = ["ConsolidationConfig", "ConsolidationReport", "Consolidator"]
 
@@ -60,6 +60,11 @@ class ConsolidationReport:
     """Memories that count as absorbed after this round."""
     compacted: list[str]
     """Memories deleted from the store."""
+
+
+def _completion(result: Any) -> str:
+    raw = getattr(result, "plan_raw", None)
+    return raw if isinstance(raw, str) and raw.strip() else result.plan
 
 
 class Consolidator:
@@ -108,11 +113,15 @@ class Consolidator:
             scores = [float(r.score) for r in results]
             firsts = [float(r.first_score) for r in results]
             replanned = [bool(r.replan_decision) for r in results]
-            rewards = planner_reward([r.plan for r in results], accuracy=scores, first_accuracy=firsts,
-                                     replanned=replanned)
+            plans = [_completion(r) for r in results]
+            fmt = [bool(not getattr(r, "plan_fallback", False) and plan_format_ok(p)) for r, p in zip(results, plans,
+                                                                                                      strict=True)]
+            rewards = planner_reward(plans, accuracy=scores, first_accuracy=firsts, replanned=replanned,
+                                     format_ok=fmt)
             group = ExperienceGroup(group_id=task, prompt=list(results[0].planner_messages),
-                                    completions=[r.plan for r in results], rewards=rewards,
-                                    columns={"accuracy": scores, "first_accuracy": firsts, "replanned": replanned},
+                                    completions=plans, rewards=rewards,
+                                    columns={"accuracy": scores, "first_accuracy": firsts, "replanned": replanned,
+                                             "format_ok": fmt},
                                     metadata={"question": rec.question, "memory_id": rec.id, "source": "replay"})
             if len(results) > 1 and group.prompt and buffer.add(group):
                 added += 1

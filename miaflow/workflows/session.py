@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..rl.adapters import write_json_atomic
 from ..rl.buffer import ExperienceBuffer, ExperienceGroup
-from ..rl.rewards import majority_vote_scores, planner_reward
+from ..rl.rewards import majority_vote_scores, plan_format_ok, planner_reward
 
 __all__ = [
     "SessionConfig",
@@ -38,6 +38,7 @@ __all__ = [
     "build_session",
     "load_session_questions",
     "iter_outcomes",
+    "planner_completion",
 ]
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,13 @@ def load_session_questions(path: str | Path, format: str = "auto", limit: int | 
     return [SessionQuestion(id=q.id, question=q.question, gold=q.answer) for q in qs]
 
 
+def planner_completion(result: Any) -> str:
+    """The text the planner model generated for a result: its raw output when the workflow keeps it
+    (``plan_raw``), else the parsed numbered plan. GRPO must train on what the model sampled."""
+    raw = getattr(result, "plan_raw", None)
+    return raw if isinstance(raw, str) and raw.strip() else result.plan
+
+
 class _Progress:
     """``progress.json`` (position) and ``outcomes.jsonl`` (one fsynced line per answered question)."""
 
@@ -226,14 +234,15 @@ class Session:
         if not results:
             raise InvalidInputError(f"the workflow returned no results for {q.id}")
         scores, firsts = self._judge(q, results)
-        plans = [r.plan for r in results]
-        rewards = planner_reward(plans, accuracy=scores, first_accuracy=firsts,
-                                 replanned=[bool(r.replan_decision) for r in results])
+        plans = [planner_completion(r) for r in results]
+        fmt = [bool(not getattr(r, "plan_fallback", False) and plan_format_ok(p)) for r, p in zip(results, plans,
+                                                                                                  strict=True)]
+        replanned = [bool(r.replan_decision) for r in results]
+        rewards = planner_reward(plans, accuracy=scores, first_accuracy=firsts, replanned=replanned, format_ok=fmt)
         group = ExperienceGroup(
             group_id=f"e{epoch}-{q.id}", role="planner", prompt=list(results[0].planner_messages),
             completions=plans, rewards=rewards,
-            columns={"accuracy": scores, "first_accuracy": firsts,
-                     "replanned": [bool(r.replan_decision) for r in results]},
+            columns={"accuracy": scores, "first_accuracy": firsts, "replanned": replanned, "format_ok": fmt},
             metadata={"question": q.question, "task_id": task_id, "adapter_version": version, "judge": cfg.judge},
         )
         if len(results) > 1 and group.prompt:
