@@ -140,8 +140,8 @@ class GRPOLearner:
     def _build(self, first_dataset: Any) -> None:
         offline_env()
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-        require("trl", "rl")
-        require("peft", "rl")
+        require("trl")
+        require("peft")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from trl import GRPOConfig, GRPOTrainer
