@@ -23,12 +23,34 @@ def command(
     model: str = typer.Option("local", "--model", help="'local' (bundled SmolLM2) or an OpenAI-compatible URL."),
     memory: str = typer.Option("both", "--memory", help="off, on or both (off then on, same questions)."),
     reflect: bool = typer.Option(True, "--reflect/--no-reflect", help="Reflect and maybe replan."),
+    corpus: str = typer.Option("questions", "--corpus", help="questions: the paragraphs of the selected questions "
+                               "(distractor setting, fast to index); file: every paragraph of the data file."),
     index_dir: Path = typer.Option(None, "--index-dir", help="Where the corpus index is cached."),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for research.json and the PNG plots."),
 ) -> None:
     """Research benchmark: EM/F1, gold-paragraph recall, tool calls, tokens, wall time; memory off vs on."""
     run_bench(data=data, format=format, limit=limit, model=model, memory=memory, reflect=reflect,
-              index_dir=index_dir, out=out)
+              corpus=corpus, index_dir=index_dir, out=out)
+
+
+def _subset(data: Path, format: str, limit: int, cache: Path) -> Path:  # noqa: A002
+    """The first ``limit`` questions of ``data`` in a file of their own (their paragraphs are the corpus)."""
+    import hashlib
+    import json
+
+    if format == "hotpotqa":
+        with data.open(encoding="utf-8") as fh:
+            lines = [ln for ln in fh if ln.strip()][:limit]
+        payload, suffix = "".join(lines), ".jsonl"
+    else:
+        payload, suffix = json.dumps(json.loads(data.read_text(encoding="utf-8"))[:limit]), ".json"
+    tag = hashlib.sha1(payload.encode()).hexdigest()[:10]
+    folder = cache / f"{data.stem}-first{limit}-{tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{data.stem}{suffix}"
+    if not path.exists():
+        path.write_text(payload, encoding="utf-8")
+    return path
 
 
 def _mean(xs: list[float]) -> float:
@@ -36,7 +58,7 @@ def _mean(xs: list[float]) -> float:
 
 
 def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: str = "local",  # noqa: A002
-              memory: str = "both", reflect: bool = True, index_dir: Path | None = None,
+              memory: str = "both", reflect: bool = True, corpus: str = "questions", index_dir: Path | None = None,
               out: Path | None = Path("bench-out"), llm=None) -> dict:  # noqa: ANN001
     import hashlib
     import tempfile
@@ -55,12 +77,19 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     modes = {"both": ["off", "on"], "off": ["off"], "on": ["on"]}.get(memory)
     if modes is None:
         raise InvalidInputError(f"--memory must be off, on or both, got {memory!r}")
+    if corpus not in ("questions", "file"):
+        raise InvalidInputError(f"--corpus must be questions or file, got {corpus!r}")
     data = Path(data).expanduser().resolve()
+    if not data.is_file():
+        raise InvalidInputError(f"data file not found: {data}")
+    cache = Path.home() / ".cache" / "miaflow" / "bench-index"
+    if corpus == "questions":
+        data = _subset(data, format, limit, cache)
     questions = load_questions(data, format)[:limit]
     t0 = time.perf_counter()
     if index_dir is None:
         tag = hashlib.sha1(str(data).encode()).hexdigest()[:10]
-        index_dir = Path.home() / ".cache" / "miaflow" / "bench-index" / f"{data.stem}-{tag}"
+        index_dir = cache / f"{data.stem}-{tag}"
     index = CorpusIndex.open(data, index_dir, format=format)
     t_index = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -71,7 +100,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
                             reflect=reflect)
     report = BenchReport("research", out, config={
         "data": str(data), "format": format, "limit": limit, "model": getattr(llm, "name", model),
-        "memory": memory, "reflect": reflect, "corpus_docs": len(index), "index_seconds": t_index,
+        "memory": memory, "reflect": reflect, "corpus": corpus, "corpus_docs": len(index), "index_seconds": t_index,
         "model_load_seconds": t_model})
     per_mode: dict[str, list[dict]] = {}
     for mode in modes:

@@ -117,3 +117,37 @@ def test_end_to_end_with_the_bundled_model(tmp_path):
         assert res.tokens["completion"] > 0 and res.timings["model"] > 0
         assert res.memory_id
     assert store.count() == 2
+
+
+def test_research_bench_writes_json_and_png(tmp_path, script):
+    import json as _json
+
+    from miaflow.bench.research import run_bench
+
+    recs = [
+        {"id": "q1", "question": "Where did Tinted Windows first perform?", "answer": "Tulsa", "type": "bridge",
+         "level": "hard", "supporting_facts": {"title": ["Tinted Windows (band)"], "sent_id": [0]},
+         "context": {"title": ["Tinted Windows (band)", "Paris"],
+                     "sentences": [["Tinted Windows was a supergroup.", " Their first performance was in Tulsa."],
+                                   ["Paris is the capital of France."]]}},
+        {"id": "q2", "question": "What is the capital of France?", "answer": "Paris", "type": "bridge",
+         "level": "hard", "supporting_facts": {"title": ["Paris"], "sent_id": [0]},
+         "context": {"title": ["Paris", "Nile"],
+                     "sentences": [["Paris is the capital of France."], ["The Nile is a river."]]}},
+    ]
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(_json.dumps(r) + "\n" for r in recs))
+
+    def reply(messages, cfg):
+        text = messages[-1]["content"]
+        if "Documents:" in text and "<answer>" in text:
+            return "Tulsa [Tinted Windows (band)]" if "Tinted" in text.split("Documents:")[0] else "Paris [Paris]"
+        return script(messages, cfg)
+
+    payload = run_bench(data=data, format="hotpotqa", limit=2, llm=FakeChatModel(reply), out=tmp_path / "out",
+                        index_dir=tmp_path / "index")
+    assert (tmp_path / "out" / "research.json").exists() and (tmp_path / "out" / "research.png").exists()
+    assert payload["results"]["summary_off"]["em"] == 1.0 and payload["results"]["summary_on"]["em"] == 1.0
+    assert payload["results"]["summary_off"]["support_recall"] == 1.0
+    assert payload["results"]["memory_on"]["memories_stored"] == 2
+    assert payload["results"]["memory_on"]["questions"][1]["used_memories"] >= 0
