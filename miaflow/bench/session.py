@@ -101,6 +101,9 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", limit: int 
         a0 = time.perf_counter()
         summary = sess.run(stream)
         wall = time.perf_counter() - a0
+        if sess.worker is not None:  # train (and gate) on what is still buffered, so every group is used once
+            sess.worker.drain()
+            summary = sess.summary()
         versions = summary.adapter_versions
         steps = [e.step for e in (sess.worker.events if sess.worker else []) if e.kind == "step_end"]
         outs = summary.outcomes
