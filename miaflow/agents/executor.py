@@ -117,7 +117,8 @@ def strip_echo(answer: str, question: str) -> str:
     from .._text import normalize_answer
 
     answer = re.split(r"(?<=[a-z0-9)])\.\s+(?=[A-Z])", answer.strip(), maxsplit=1)[0].strip(" .")
-    qwords = set(normalize_answer(question).split()) | {"is", "was", "are", "were", "answer"}
+    qwords = set(normalize_answer(question).split()) | {"is", "was", "are", "were", "answer", "in", "on", "at",
+                                                        "by", "from", "of"}
     words = answer.split()
     i = 0
     while i < len(words) and (normalize_answer(words[i]) in qwords or not normalize_answer(words[i])):
