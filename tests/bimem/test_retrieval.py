@@ -17,7 +17,7 @@ def _turns(items: list[MemoryItem]) -> list[str]:
 
 
 def test_two_sessions_found_only_through_activation(fast_memory):
-    k = 4
+    k = 5
     flat = fast_memory.retrieve(QUESTION, "talk", k=k, mode="flat")
     graph = fast_memory.retrieve(QUESTION, "talk", k=k, mode="graph")
     assert "D3:1" in _turns(flat)

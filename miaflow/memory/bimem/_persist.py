@@ -1,6 +1,9 @@
-"""Saving Bi-Mem's non-vector state: one JSON file per conversation plus a manifest, each written atomically
-(a temporary file in the same folder, flushed and fsynced, then ``os.replace``), so a crash leaves the old or the
-new version, never half of one. Vectors live in Chroma; this module never touches them.
+"""Saving Bi-Mem's non-vector state as JSON files, each written atomically (a temporary file in the same folder,
+flushed and fsynced, then ``os.replace``), so a crash leaves the old or the new version, never half of one.
+
+Layout per conversation folder: append-only segment files (the turns, facts and new graph edges of one addition,
+so adding a session writes only what is new) and ``state.json`` (segment list, scenes, personas, counters), which
+is written last and is the commit point. A manifest lists the conversations. Vectors live in Chroma.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from ...errors import MemoryStoreError
 
-__all__ = ["atomic_write_json", "read_json", "conversation_file"]
+__all__ = ["atomic_write_json", "read_json", "conversation_dir"]
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -43,6 +46,6 @@ def read_json(path: Path) -> Any:
             "folder to start over") from None
 
 
-def conversation_file(root: Path, conversation_id: str) -> Path:
+def conversation_dir(root: Path, conversation_id: str) -> Path:
     digest = hashlib.sha1(conversation_id.encode()).hexdigest()[:16]
-    return root / f"conv-{digest}.json"
+    return root / f"conv-{digest}"

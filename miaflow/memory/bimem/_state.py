@@ -33,6 +33,10 @@ class ConversationState:
     persona_vecs: dict[str, np.ndarray] = field(default_factory=dict)
     next_n: int = 0
     next_seq: int = 0
+    segments: list[str] = field(default_factory=list)
+    """Saved segment files (each holds the turns, facts and new edges of one addition)."""
+    upper_in_chroma: set[str] = field(default_factory=set)
+    """Scene and persona ids whose vectors are stored in Chroma (LLM mode embeds them)."""
     fact_bm25: BM25Index = field(default_factory=BM25Index)
     scene_bm25: BM25Index = field(default_factory=BM25Index)
     _cache: dict[str, Any] = field(default_factory=dict)

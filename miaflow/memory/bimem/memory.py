@@ -5,7 +5,9 @@ scenes; scenes are summarised and a persona per speaker is inferred from them, a
 scene summaries against the persona (bottom-up and top-down construction). Retrieval seeds with hybrid
 dense + BM25 scores and spreads activation through the levels (:mod:`.retrieval`).
 
-Storage: vectors of facts, scenes and personas live in one Chroma collection (embedded folder or HTTP server);
+Storage: the embedded vectors (facts; in LLM mode also scene summaries and personas) live in one Chroma
+collection (embedded folder or HTTP server); fast mode's scene and persona vectors are centroids of fact vectors
+and are recomputed on load;
 the graph, scenes, personas and turns live in one JSON file per conversation written atomically beside it. Chroma is
 written first and the JSON last, and opening the memory reconciles the two (missing vectors are re-embedded, stray
 ones deleted), so a crash between the two writes loses nothing already stored. Dense search runs in numpy over
@@ -16,6 +18,7 @@ Simplified: no capacity limits; a conversation's facts are never rewritten once 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,6 +79,9 @@ class BiMemory:
             if isinstance(e, MemoryStoreError):
                 raise
             raise MemoryStoreError(f"cannot open the Bi-Mem vector store under {self.root}: {e}") from e
+        import networkx as nx
+
+        self._nx = nx
         self._states: dict[str, ConversationState] = {}
         self._load()
 
@@ -132,10 +138,8 @@ class BiMemory:
         turns = list(turns)
         if any(not isinstance(t, Turn) for t in turns):
             raise InvalidInputError("add_turns takes Turn records; use add_messages for plain dicts")
-        import networkx as nx
-
         with self._lock:
-            st = self._states.get(conversation_id) or ConversationState(id=conversation_id, graph=nx.Graph())
+            st = self._states.get(conversation_id) or ConversationState(id=conversation_id, graph=self._nx.Graph())
             new: list[Turn] = []
             for t in turns:
                 if not t.text.strip() or t.id in st.turns or any(t.id == n.id for n in new):
@@ -157,8 +161,9 @@ class BiMemory:
                 st.fact_bm25.add(f.id, f.text)
             link_facts(st.graph, st.facts, st.fact_vecs, [f.id for f in facts], self.config)
             embed_s += self._rebuild_upper_levels(st, {t.speaker for t in new}, new_facts=facts)
+            is_new = conversation_id not in self._states
             self._states[conversation_id] = st
-            self._save(st)
+            self._save(st, new_turns=new, new_facts=facts, manifest=is_new)
             self.stats["turns"] += len(new)
             self.stats["facts"] += len(facts)
             self.stats["embed_seconds"] += embed_s
@@ -252,24 +257,30 @@ class BiMemory:
             st.personas.pop(sp, None)
             st.persona_vecs.pop(sp, None)
         st.changed()
-        # Chroma first (the JSON written afterwards is the commit point)
-        self._chroma_delete([*gone, *(self._pid(st.id, sp) for sp in removed_personas)])
+        # Chroma first (the JSON written afterwards is the commit point). Scene and persona vectors that are
+        # centroids of fact vectors (fast mode) are derived data: they are recomputed on load, not stored.
+        gone_ids = [*gone, *(self._pid(st.id, sp) for sp in removed_personas)]
+        self._chroma_delete([i for i in gone_ids if i in st.upper_in_chroma])
+        st.upper_in_chroma.difference_update(gone_ids)
         ids, embs, docs, metas = [], [], [], []
         for f in new_facts:
             ids.append(f.id)
             embs.append(st.fact_vecs[f.id])
             docs.append(f.text)
             metas.append({"conversation_id": st.id, "level": "fact", "speaker": f.speaker})
-        for sid in fresh:
-            ids.append(sid)
-            embs.append(st.scene_vecs[sid])
-            docs.append(st.scenes[sid].summary)
-            metas.append({"conversation_id": st.id, "level": "scene"})
-        for sp in changed_personas:
-            ids.append(self._pid(st.id, sp))
-            embs.append(st.persona_vecs[sp])
-            docs.append(st.personas[sp])
-            metas.append({"conversation_id": st.id, "level": "persona", "speaker": sp})
+        if self.llm is not None:
+            for sid in fresh:
+                ids.append(sid)
+                embs.append(st.scene_vecs[sid])
+                docs.append(st.scenes[sid].summary)
+                metas.append({"conversation_id": st.id, "level": "scene"})
+                st.upper_in_chroma.add(sid)
+            for sp in changed_personas:
+                ids.append(self._pid(st.id, sp))
+                embs.append(st.persona_vecs[sp])
+                docs.append(st.personas[sp])
+                metas.append({"conversation_id": st.id, "level": "persona", "speaker": sp})
+                st.upper_in_chroma.add(self._pid(st.id, sp))
         self._chroma_upsert(ids, embs, docs, metas)
         return embed_s
 
@@ -297,7 +308,7 @@ class BiMemory:
             self._chroma_delete(left)
             del self._states[conversation_id]
             self._save_manifest()
-            persist.conversation_file(self._state_dir, conversation_id).unlink(missing_ok=True)
+            shutil.rmtree(persist.conversation_dir(self._state_dir, conversation_id), ignore_errors=True)
 
     def delete_speaker(self, conversation_id: str, speaker: str) -> int:
         """Remove everything ``speaker`` said (turns, facts from their turns, persona); scenes are rebuilt without
@@ -323,7 +334,9 @@ class BiMemory:
                 if sid not in st.scenes:
                     st.scene_vecs.pop(sid, None)
                     st.scene_bm25.remove(sid)
-            self._chroma_delete([sid for sid in old_scenes if sid not in st.scenes])
+            dropped = [sid for sid in old_scenes if sid not in st.scenes]
+            self._chroma_delete([sid for sid in dropped if sid in st.upper_in_chroma])
+            st.upper_in_chroma.difference_update(dropped)
             if st.facts:
                 self._rebuild_upper_levels(st, set(), full=False)
             else:
@@ -331,15 +344,17 @@ class BiMemory:
             st.personas.pop(speaker, None)
             st.persona_vecs.pop(speaker, None)
             self._chroma_delete([self._pid(st.id, speaker)])
+            st.upper_in_chroma.discard(self._pid(st.id, speaker))
             st.changed()
-            self._save(st)
+            self._save(st, compact=True)
             return len(gone_turns)
 
     # ------------------------------------------------------------------ reading
-    def retrieve(self, query: str, conversation_id: str | None = None, k: int = 10, mode: str = "graph",
-                 ) -> list[MemoryItem]:
+    def retrieve(self, query: str, conversation_id: str | None = None, k: int = 10, mode: str = "graph", *,
+                 query_vector: Any = None) -> list[MemoryItem]:
         """The ``k`` best memory items for ``query`` (see :mod:`.retrieval` for the modes). Every item carries its
-        level, score and the turn ids it brings."""
+        level, score and the turn ids it brings. ``query_vector`` (the query's unit embedding from the same
+        embedder) skips embedding the query, e.g. when a caller shares one embedding between several lookups."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query is empty")
         if mode not in MODES:
@@ -349,25 +364,36 @@ class BiMemory:
         states = [self._state(conversation_id)] if conversation_id is not None else list(self._states.values())
         if not any(st.facts for st in states):
             return []
-        qvec = self.embedder.embed_one(query)
+        qvec = self.embedder.embed_one(query) if query_vector is None else query_vector
         with self._lock:
             return retrieve_items(states, query, qvec, k, mode, self.config)
 
     # ------------------------------------------------------------------ persistence
-    def _save(self, st: ConversationState) -> None:
-        data = {
-            "format": _FORMAT,
-            "conversation_id": st.id,
-            "next_n": st.next_n,
-            "next_seq": st.next_seq,
-            "turns": [t.to_dict() for t in st.turns.values()],
-            "facts": [f.to_dict() for f in st.facts.values()],
-            "scenes": [s.to_dict() for s in st.scenes.values()],
-            "personas": st.personas,
-            "edges": graph_to_json(st.graph),
-        }
-        persist.atomic_write_json(persist.conversation_file(self._state_dir, st.id), data)
-        self._save_manifest()
+    def _save(self, st: ConversationState, *, new_turns: Sequence[Turn] = (), new_facts: Sequence[Fact] = (),
+              compact: bool = False, manifest: bool = False) -> None:
+        """Write the new segment (or, with ``compact``, one segment of everything), then ``state.json``."""
+        folder = persist.conversation_dir(self._state_dir, st.id)
+        if compact or new_turns:
+            n = 1 + max((int(x[4:-5]) for x in st.segments), default=0)
+            name = f"seg-{n:06d}.json"
+            if compact:
+                seg = {"turns": [t.to_dict() for t in st.turns.values()],
+                       "facts": [f.to_dict() for f in st.facts.values()], "edges": graph_to_json(st.graph)}
+            else:
+                seg = {"turns": [t.to_dict() for t in new_turns], "facts": [f.to_dict() for f in new_facts],
+                       "edges": graph_to_json(st.graph, [f.id for f in new_facts])}
+            persist.atomic_write_json(folder / name, seg)
+            old, st.segments = st.segments, ([name] if compact else [*st.segments, name])
+        else:
+            old = []
+        persist.atomic_write_json(folder / "state.json", {
+            "format": _FORMAT, "conversation_id": st.id, "next_n": st.next_n, "next_seq": st.next_seq,
+            "segments": st.segments, "scenes": [x.to_dict() for x in st.scenes.values()], "personas": st.personas})
+        if compact:
+            for name in old:
+                (folder / name).unlink(missing_ok=True)
+        if manifest:
+            self._save_manifest()
 
     def _save_manifest(self) -> None:
         persist.atomic_write_json(self._state_dir / "manifest.json", {
@@ -381,55 +407,61 @@ class BiMemory:
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise MemoryStoreError(f"{manifest}: not a Bi-Mem manifest of format {_FORMAT}")
         for cid in data.get("conversations", []):
-            path = persist.conversation_file(self._state_dir, cid)
-            if not path.exists():
-                raise MemoryStoreError(f"{path} (conversation {cid!r}) is missing; the memory folder is incomplete")
-            self._states[cid] = self._load_state(persist.read_json(path), path)
+            folder = persist.conversation_dir(self._state_dir, cid)
+            if not (folder / "state.json").exists():
+                raise MemoryStoreError(f"{folder}/state.json (conversation {cid!r}) is missing; the memory folder "
+                                       "is incomplete")
+            self._states[cid] = self._load_state(folder)
 
-    def _load_state(self, d: dict[str, Any], path: Path) -> ConversationState:
+    def _load_state(self, folder: Path) -> ConversationState:
+        path = folder / "state.json"
+        d = persist.read_json(path)
         try:
-            facts = {f["id"]: Fact.from_dict(f) for f in d["facts"]}
+            turns: dict[str, Turn] = {}
+            facts: dict[str, Fact] = {}
+            edges: list[Any] = []
+            for name in d["segments"]:
+                seg = persist.read_json(folder / name)
+                turns.update((t["id"], Turn(**t)) for t in seg["turns"])
+                facts.update((f["id"], Fact.from_dict(f)) for f in seg["facts"])
+                edges.extend(seg["edges"])
             st = ConversationState(
-                id=d["conversation_id"], graph=graph_from_json(list(facts), d["edges"]),
-                turns={t["id"]: Turn(**t) for t in d["turns"]}, facts=facts,
+                id=d["conversation_id"], graph=graph_from_json(list(facts), edges), turns=turns, facts=facts,
                 scenes={s["id"]: Scene.from_dict(s) for s in d["scenes"]}, personas=dict(d["personas"]),
-                next_n=int(d["next_n"]), next_seq=int(d["next_seq"]))
+                next_n=int(d["next_n"]), next_seq=int(d["next_seq"]), segments=list(d["segments"]))
         except (KeyError, TypeError, ValueError) as e:
             raise MemoryStoreError(f"{path}: malformed Bi-Mem state ({e!r})") from None
-        want = {**{i: f.text for i, f in st.facts.items()}, **{i: s.summary for i, s in st.scenes.items()},
-                **{self._pid(st.id, sp): p for sp, p in st.personas.items()}}
         got = self._col.get(where={"conversation_id": st.id}, include=["embeddings"])
         vec_by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
-        stray = [i for i in vec_by_id if i not in want]
+        upper = {*st.scenes, *(self._pid(st.id, sp) for sp in st.personas)}
+        stray = [i for i in vec_by_id if i not in st.facts and i not in upper]
         if stray:
             log.warning("Bi-Mem %s: deleting %d vectors not in the saved state", st.id, len(stray))
             self._chroma_delete(stray)
-        missing = [i for i in want if i not in vec_by_id]
+        missing = [i for i in st.facts if i not in vec_by_id]
         if missing:
-            log.warning("Bi-Mem %s: re-embedding %d items missing from Chroma", st.id, len(missing))
-            for i, v in zip(missing, self.embedder.embed([want[i] for i in missing]), strict=True):
-                vec_by_id[i] = v
+            log.warning("Bi-Mem %s: re-embedding %d facts missing from Chroma", st.id, len(missing))
+            vecs = self.embedder.embed([st.facts[i].text for i in missing])
+            self._chroma_upsert(missing, list(vecs), [st.facts[i].text for i in missing],
+                                [{"conversation_id": st.id, "level": "fact", "speaker": st.facts[i].speaker}
+                                 for i in missing])
+            vec_by_id.update(zip(missing, vecs, strict=True))
         import numpy as np
 
         for fid, f in st.facts.items():
             st.fact_vecs[fid] = np.asarray(vec_by_id[fid], dtype=np.float32)
             st.fact_bm25.add(fid, f.text)
-        for sid, s in st.scenes.items():
-            st.scene_vecs[sid] = np.asarray(vec_by_id[sid], dtype=np.float32)
-            st.scene_bm25.add(sid, s.summary)
+        st.upper_in_chroma = {i for i in upper if i in vec_by_id}
+        for sid, sc in st.scenes.items():
+            v = vec_by_id.get(sid)
+            st.scene_vecs[sid] = (np.asarray(v, dtype=np.float32) if v is not None
+                                  else _centroid([st.fact_vecs[f] for f in sc.fact_ids]))
+            st.scene_bm25.add(sid, sc.summary)
         for sp in st.personas:
-            st.persona_vecs[sp] = np.asarray(vec_by_id[self._pid(st.id, sp)], dtype=np.float32)
-        if missing:
-            self._chroma_upsert(missing, [np.asarray(vec_by_id[i]) for i in missing], [want[i] for i in missing],
-                                [self._meta(st, i) for i in missing])
+            v = vec_by_id.get(self._pid(st.id, sp))
+            st.persona_vecs[sp] = (np.asarray(v, dtype=np.float32) if v is not None else _centroid(
+                [st.fact_vecs[f] for f, x in st.facts.items() if x.speaker == sp]))
         return st
-
-    def _meta(self, st: ConversationState, item_id: str) -> dict[str, str]:
-        if item_id in st.facts:
-            return {"conversation_id": st.id, "level": "fact", "speaker": st.facts[item_id].speaker}
-        if item_id in st.scenes:
-            return {"conversation_id": st.id, "level": "scene"}
-        return {"conversation_id": st.id, "level": "persona", "speaker": item_id.split("|p:", 1)[-1]}
 
     def vector_count(self, conversation_id: str | None = None) -> int:
         """Vectors stored in Chroma (for one conversation, or all)."""

@@ -4,12 +4,17 @@ items retrieval returns. All are frozen, slotted, keyword-only dataclasses, so t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 __all__ = ["Turn", "Fact", "Scene", "MemoryItem", "Level"]
 
 Level = Literal["fact", "scene", "persona"]
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    """A shallow dict of a record (tuples become lists in JSON); much faster than ``asdict`` for flat records."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -28,7 +33,7 @@ class Turn:
     """Session number; turns of one session are temporally adjacent."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _to_dict(self)
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -57,7 +62,7 @@ class Fact:
     """``"observation"`` (a turn kept verbatim) or ``"induced"`` (extracted by the LLM)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fact:
@@ -84,7 +89,7 @@ class Scene:
     """True when the reflective check rewrote the summary to agree with the persona."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scene:

@@ -4,9 +4,10 @@ Seeding (Bi-Mem): every fact, scene and persona gets ``w * cosine + (1 - w) * mi
 with the BM25 scores min-max normalised over the candidates of that level. Spreading activation starts from the
 top facts and runs ``hops`` rounds: a fact activates its scene (``decay``), an active scene activates up to
 ``scene_fanout`` of its facts, best seeds first (``decay``), a fact activates the facts of the neighbouring turns
-of its session (``temporal_decay``) and the facts it shares a rare entity with (``entity_decay``), and a persona (activated by its speaker's facts, or fully when the query names
-the speaker) adds ``speaker_boost`` times its activation to that speaker's facts. Activation keeps the maximum
-over paths, so a fact is never pushed below its own seed.
+of its session (``temporal_decay``) and the facts it shares a rare entity with (``entity_decay``). Before that, a
+persona (fully active when the query names its speaker, else its own seed score) adds ``speaker_boost`` times its
+activation to its speaker's facts (top-down), and afterwards it takes the activation of its speaker's facts
+(bottom-up). Activation keeps the maximum over paths, so a fact is never pushed below its own seed.
 
 Modes: ``flat`` ranks facts by their seed alone; ``graph`` (default) ranks facts by activation; ``top_down``
 returns personas, then scenes, then facts of those scenes (2 / 3 / 5 by default); ``bottom_up`` returns facts, then
@@ -64,24 +65,34 @@ def _seed(states: Sequence[ConversationState], level: str, query: str, qvec: np.
 
 
 def _named(states: Sequence[ConversationState], query: str) -> set[tuple[int, str]]:
-    q = query.lower()
+    """Speakers the query names: their first name, or a word of 3+ letters it starts with ("Mel" -> "Melanie")."""
+    from ..._text import tokenize
+
+    words = set(tokenize(query, drop_stopwords=False))
     out = set()
     for si, st in enumerate(states):
         for sp in st.personas:
             first = sp.lower().split()[0] if sp.strip() else ""
-            if first and first in q:
+            if first and (first in words or any(len(w) >= 3 and first.startswith(w) for w in words)):
                 out.add((si, sp))
     return out
 
 
 def _activate(states: Sequence[ConversationState], fseed: dict[Key, float], sseed: dict[Key, float],
               pseed: dict[Key, float], named: set[Key], cfg: BiMemConfig):
+    # personas: named in the query -> fully active; otherwise their own seed. Top-down, an active persona adds
+    # speaker_boost times its activation to its speaker's facts before the seeds are chosen.
+    persona_act: dict[Key, float] = {k: (1.0 if k in named else max(0.0, v)) for k, v in pseed.items()}
+    if cfg.speaker_boost and persona_act and cfg.boost_seeds:
+        boosted = {}
+        for (si, fid), v in fseed.items():
+            pa = persona_act.get((si, states[si].facts[fid].speaker), 0.0)
+            boosted[(si, fid)] = v + cfg.speaker_boost * pa
+        fseed = boosted
     top = sorted(fseed, key=lambda k: -fseed[k])[: cfg.seeds]
     fact_act: dict[Key, float] = {k: fseed[k] for k in top}
     via: dict[Key, str] = {k: "seed" for k in top}
     scene_act: dict[Key, float] = {}
-    # personas: named in the query -> fully active; otherwise their own seed
-    persona_act: dict[Key, float] = {k: (1.0 if k in named else max(0.0, v)) for k, v in pseed.items()}
     for _ in range(cfg.hops):
         new_f = dict(fact_act)
         for (si, fid), a in fact_act.items():
@@ -110,17 +121,16 @@ def _activate(states: Sequence[ConversationState], fseed: dict[Key, float], ssee
                     new_f[(si, f)] = cand
                     via[(si, f)] = "scene"
         fact_act = new_f
-    if cfg.speaker_boost and persona_act:
-        for (si, fid) in list(fact_act):
-            sp = states[si].facts[fid].speaker
-            pa = persona_act.get((si, sp))
+    if cfg.speaker_boost and persona_act and not cfg.boost_seeds:
+        for key in fact_act:
+            pa = persona_act.get((key[0], states[key[0]].facts[key[1]].speaker))
             if pa:
-                fact_act[(si, fid)] += cfg.speaker_boost * pa
+                fact_act[key] += cfg.speaker_boost * pa
     for (si, fid), a in fact_act.items():
         sp = states[si].facts[fid].speaker
         if (si, sp) in persona_act:
             persona_act[(si, sp)] = max(persona_act[(si, sp)], a * cfg.decay)
-    return fact_act, scene_act, persona_act, via
+    return fact_act, scene_act, persona_act, via, fseed
 
 
 def _fact_item(st: ConversationState, fid: str, score: float, via: str = "seed") -> MemoryItem:
@@ -155,7 +165,7 @@ def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.nda
     sseed = _seed(states, "scene", query, qvec, w)
     pseed = _seed(states, "persona", query, qvec, w)
     named = _named(states, query)
-    fact_act, scene_act, persona_act, via = _activate(states, fseed, sseed, pseed, named, cfg)
+    fact_act, scene_act, persona_act, via, fseed = _activate(states, fseed, sseed, pseed, named, cfg)
     if mode == "graph":
         ranked = sorted(fact_act.items(), key=lambda kv: (-kv[1], -fseed.get(kv[0], 0.0)))[:k]
         return [_fact_item(states[si], fid, s, via.get((si, fid), "seed")) for (si, fid), s in ranked]

@@ -83,10 +83,16 @@ def link_facts(graph: nx.Graph, facts: dict[str, Fact], vecs: dict[str, np.ndarr
                     bump(fid, other, 0.5, "temporal")
 
 
-def _lpa(graph: nx.Graph, init: dict[str, str], seed: int, max_iter: int = 30) -> dict[str, str]:
+def _lpa(graph: nx.Graph, init: dict[str, str], seed: int, max_iter: int = 20) -> dict[str, str]:
+    """Weighted label propagation. With ``init`` (the previous labels), only nodes without a label and their
+    neighbours are updated; the rest keep theirs (incremental)."""
     labels = {n: init.get(n, n) for n in graph.nodes}
     rng = random.Random(seed)
-    nodes = sorted(graph.nodes)
+    if init:
+        new = [n for n in graph.nodes if n not in init]
+        nodes = sorted({*new, *(nb for n in new for nb in graph[n])})
+    else:
+        nodes = sorted(graph.nodes)
     for _ in range(max_iter):
         rng.shuffle(nodes)
         changed = False
@@ -185,8 +191,10 @@ def scene_labels(scenes: dict[str, Scene]) -> dict[str, str]:
     return {f: sid for sid, s in scenes.items() for f in s.fact_ids}
 
 
-def graph_to_json(graph: nx.Graph) -> list[list[Any]]:
-    return [[a, b, round(float(d["weight"]), 4), d["kinds"]] for a, b, d in graph.edges(data=True)]
+def graph_to_json(graph: nx.Graph, nodes: Sequence[str] | None = None) -> list[list[Any]]:
+    """Edges as JSON rows; with ``nodes``, only the edges touching them."""
+    edges = graph.edges(nodes, data=True) if nodes is not None else graph.edges(data=True)
+    return [[a, b, round(float(d["weight"]), 4), d["kinds"]] for a, b, d in edges]
 
 
 def graph_from_json(nodes: Sequence[str], edges: Sequence[Sequence[Any]]) -> nx.Graph:
