@@ -184,8 +184,11 @@ class TrajectoryStore:
         except MiaflowError:
             raise
         except Exception as e:  # Chroma, sqlite, HTTP: one clear error type for callers
+            gone = type(e).__name__ == "NotFoundError"  # a namespace deleted by another process
+            if gone:
+                self._cols.clear()
             err = MemoryStoreError(f"could not {what} at {self.where}: {type(e).__name__}: {e}")
-            err.retryable = isinstance(e, (ConnectionError, TimeoutError)) or "connect" in str(e).lower()
+            err.retryable = gone or isinstance(e, (ConnectionError, TimeoutError)) or "connect" in str(e).lower()
             raise err from e
 
     def _collection(self, ns: str, *, create: bool) -> Any:

@@ -32,7 +32,7 @@ UPDATER = textwrap.dedent("""
     from miaflow.memory import TrajectoryStore, TrajectoryStoreConfig
     host, port, ns, prefix, lo, hi = sys.argv[1:7]
     ids = sys.argv[7:]
-    cfg = TrajectoryStoreConfig(collection_prefix=prefix, compact_after_events=6, compaction_grace_s=1.0)
+    cfg = TrajectoryStoreConfig(collection_prefix=prefix, compact_after_events=6, compaction_grace_s=3.0)
     store = TrajectoryStore(host=host, port=int(port), namespace=ns, config=cfg)
     for t in range(int(lo), int(hi)):
         store.update_utilities(f"task-{t}", ids, 1.0 if t % 2 == 0 else -0.5)
@@ -43,7 +43,7 @@ UPDATER = textwrap.dedent("""
 
 def test_two_processes_through_the_server_lose_no_update(chroma_server):
     host, port = chroma_server
-    cfg = TrajectoryStoreConfig(collection_prefix="conc", compact_after_events=6, compaction_grace_s=1.0)
+    cfg = TrajectoryStoreConfig(collection_prefix="conc", compact_after_events=6, compaction_grace_s=3.0)
     store = TrajectoryStore(host=host, port=port, namespace="shared", config=cfg, embedder=HashEmbedder())
     ids = store.add_many([make_traj(i, f"question number {i} about topic {i}") for i in range(N_MEM)])
     # process A applies tasks 0..59, process B tasks 30..89: 30 tasks overlap and must count once

@@ -265,3 +265,15 @@ def test_real_embedder_recalls_paraphrases(tmp_path):
                       make_traj(1, "What is the boiling point of water at sea level?")])
     r = s.recall("Which film director made Jaws?")
     assert r.ids[:1] == [ids[0]] and ids[1] not in r.ids
+
+
+def test_namespace_deleted_by_another_client(make_store):
+    a, b = make_store(), make_store()
+    a.add(make_traj(0, QS[0]))
+    assert a.recall(QS[0]).ids
+    b.delete(namespace="default")
+    try:
+        assert a.recall(QS[0]).ids == []
+    except MemoryStoreError as e:  # the first call may see the stale handle; it is retryable and then clean
+        assert e.is_retryable()
+        assert a.recall(QS[0]).ids == []
