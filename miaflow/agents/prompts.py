@@ -102,8 +102,8 @@ def answer_prompt(question: str, passages: Sequence[tuple[str, str, str]], *, ch
     docs = "\n\n".join(f"[{doc_id}] {title}\n{_clip(text, chars)}" for doc_id, title, text in passages)
     return (
         f"Question: {question}\n\nDocuments:\n<<<\n{docs}\n>>>\n\nQuestion: {question}\n"
-        "Give only the short answer (a name, place, date or number) found in the documents, then the id of the "
-        "document you used in brackets, like: <answer> [<document id>]"
+        "Answer in a few words from the documents. Then write the id of the document you used in brackets: "
+        "<answer> [<document id>]"
     )
 
 
