@@ -96,11 +96,13 @@ def fold(meta: Mapping[str, Any], *, alpha: float, q_init: float, success_thresh
     raw_events: list[tuple[float, str, float]] = []
     for k, v in meta.items():
         if k.startswith(EVENT_PREFIX):
-            ts, _, r = str(v).partition("|")
-            raw_events.append((float(ts), k[len(EVENT_PREFIX):], float(r)))
+            ts_s, _, r_s = str(v).partition("|")
+            raw_events.append((float(ts_s), k[len(EVENT_PREFIX):], float(r_s)))
         elif k.startswith(BASE_PREFIX) and (base_key is None or k > base_key):
             base_key = k
-    q, usage, success, last, watermark, applied = q_init, 0, 0, None, None, ""
+    q, usage, success, applied = q_init, 0, 0, ""
+    last: float | None = None
+    watermark: float | None = None
     if base_key is not None:
         parts = str(meta[base_key]).split("|")
         q, usage, success = float(parts[0]), int(parts[1]), int(parts[2])

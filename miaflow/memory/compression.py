@@ -159,7 +159,7 @@ def compress(
         answer=trajectory.answer,
         judgement=trajectory.judgement,
         reward=trajectory.reward,
-        evidence_ids=trajectory.evidence_ids,
+        evidence_ids=tuple(trajectory.evidence_ids),
         namespace=namespace,
         model=trajectory.model,
         adapter_version=trajectory.adapter_version,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,10 +48,10 @@ class Trajectory:
     """The question that was answered; the memory is retrieved by its embedding."""
     plan: str = ""
     """The planner's numbered plan."""
-    steps: tuple[Step, ...] = ()
-    """Executor steps: strings, or mappings with keys such as action/tool, purpose/thought, input/query, output."""
-    evidence_ids: tuple[str, ...] = ()
-    """Ids of the documents the executor read."""
+    steps: Sequence[Step] = ()
+    """Executor steps (stored as a tuple): strings, or mappings with keys such as action/tool, purpose/thought, input/query, output."""
+    evidence_ids: Sequence[str] = ()
+    """Ids of the documents the executor read (stored as a tuple)."""
     answer: str = ""
     """The final answer."""
     judgement: Judgement = "unknown"
