@@ -34,3 +34,7 @@ def offline_env() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # OpenMP threads that spin while idle steal the cores from the other thread of work (answering beside
+    # training, embedding beside generation); passive waiting made a single query embedding >10x faster under load.
+    # Takes effect only when set before torch is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
