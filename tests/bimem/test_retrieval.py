@@ -77,3 +77,18 @@ def test_incremental_add_keeps_old_facts(fast_memory):
     after = {f.id: f for f in fast_memory.facts("talk")}
     assert all(after[i] == f for i, f in before.items())
     assert len(after) == len(before) + 1
+
+
+def test_louvain_scenes_and_shared_query_vector(tmp_path, embedder):
+    from miaflow.memory.bimem import BiMemConfig, BiMemory
+
+    from .conftest import CONVERSATION
+
+    mem = BiMemory(tmp_path, embedder=embedder, config=BiMemConfig(community="louvain", max_scene_size=4))
+    mem.add_messages("talk", CONVERSATION)
+    scenes = mem.scenes("talk")
+    assert sorted(f for s in scenes for f in s.fact_ids) == sorted(f.id for f in mem.facts("talk"))
+    assert max(len(s.fact_ids) for s in scenes) <= 4
+    vec = embedder.embed_one(QUESTION)
+    assert [i.id for i in mem.retrieve(QUESTION, "talk", query_vector=vec)] == \
+        [i.id for i in mem.retrieve(QUESTION, "talk")]

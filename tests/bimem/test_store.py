@@ -13,10 +13,8 @@ from .conftest import CONVERSATION, SECRET, TOM_EXTRA
 
 
 def _all_text(mem: BiMemory) -> str:
-    """Everything the memory holds: Chroma documents and the saved JSON files."""
-    docs = mem._col.get(include=["documents"])["documents"]
-    files = [p.read_text() for p in mem.root.rglob("*.json")]
-    return "\n".join([*docs, *files])
+    """Every byte under the memory folder (JSON state and Chroma's files, its SQLite log included)."""
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in mem.root.rglob("*") if p.is_file())
 
 
 def test_persistence_round_trip(tmp_path, embedder):
@@ -65,6 +63,7 @@ def test_delete_speaker_leaves_nothing(tmp_path, embedder):
         assert mem_view.persona("Tom", "talk") == ""
         assert all(s.speakers == ("Ann",) for s in mem_view.scenes("talk"))
         assert all(it.speaker != "Tom" for it in mem_view.retrieve(f"{SECRET} club", "talk", k=20, mode="flat"))
+        assert set(mem_view._col.get(where={"conversation_id": "talk"})["ids"]) <= {f.id for f in mem_view.facts("talk")}
     assert mem.persona("Tom", "other")  # the same speaker elsewhere is untouched
 
 

@@ -8,7 +8,9 @@ dense + BM25 scores and spreads activation through the levels (:mod:`.retrieval`
 Storage: the embedded vectors (facts; in LLM mode also scene summaries and personas) live in one Chroma
 collection (embedded folder or HTTP server); fast mode's scene and persona vectors are centroids of fact vectors
 and are recomputed on load;
-the graph, scenes, personas and turns live in one JSON file per conversation written atomically beside it. Chroma is
+the texts, graph, scenes, personas and turns live in JSON files per conversation written atomically beside it
+(Chroma holds ids, vectors and the conversation id only, so no text outlives a deletion in Chroma's write-ahead
+log; deleted vectors stay in that log until Chroma compacts it, or ``chroma vacuum --path DIR``). Chroma is
 written first and the JSON last, and opening the memory reconciles the two (missing vectors are re-embedded, stray
 ones deleted), so a crash between the two writes loses nothing already stored. Dense search runs in numpy over
 vectors cached in RAM per conversation; Chroma is the durable copy.
@@ -267,7 +269,7 @@ class BiMemory:
             ids.append(f.id)
             embs.append(st.fact_vecs[f.id])
             docs.append(f.text)
-            metas.append({"conversation_id": st.id, "level": "fact", "speaker": f.speaker})
+            metas.append({"conversation_id": st.id, "level": "fact"})
         if self.llm is not None:
             for sid in fresh:
                 ids.append(sid)
@@ -279,7 +281,7 @@ class BiMemory:
                 ids.append(self._pid(st.id, sp))
                 embs.append(st.persona_vecs[sp])
                 docs.append(st.personas[sp])
-                metas.append({"conversation_id": st.id, "level": "persona", "speaker": sp})
+                metas.append({"conversation_id": st.id, "level": "persona"})
                 st.upper_in_chroma.add(self._pid(st.id, sp))
         self._chroma_upsert(ids, embs, docs, metas)
         return embed_s
@@ -289,9 +291,12 @@ class BiMemory:
         return f"{conversation_id}|p:{speaker}"
 
     def _chroma_upsert(self, ids: list[str], embs: list[Any], docs: list[str], metas: list[dict]) -> None:
+        # ``docs`` are not written: texts live only in the JSON state, so deleting them there deletes them
+        # everywhere (Chroma keeps written documents in its write-ahead log until it compacts it).
+        del docs
         for i in range(0, len(ids), _BATCH):
             self._col.upsert(ids=ids[i:i + _BATCH], embeddings=[e.tolist() for e in embs[i:i + _BATCH]],
-                             documents=docs[i:i + _BATCH], metadatas=metas[i:i + _BATCH])
+                             metadatas=metas[i:i + _BATCH])
 
     def _chroma_delete(self, ids: Sequence[str]) -> None:
         ids = list(ids)
@@ -443,8 +448,7 @@ class BiMemory:
             log.warning("Bi-Mem %s: re-embedding %d facts missing from Chroma", st.id, len(missing))
             vecs = self.embedder.embed([st.facts[i].text for i in missing])
             self._chroma_upsert(missing, list(vecs), [st.facts[i].text for i in missing],
-                                [{"conversation_id": st.id, "level": "fact", "speaker": st.facts[i].speaker}
-                                 for i in missing])
+                                [{"conversation_id": st.id, "level": "fact"} for i in missing])
             vec_by_id.update(zip(missing, vecs, strict=True))
         import numpy as np
 
