@@ -113,6 +113,8 @@ def strip_echo(answer: str, question: str) -> str:
     >>> strip_echo("The band who released the album had their first performance in Tulsa, Oklahoma.",
     ...            "The band who released the album had their first performance in what city?")
     'Tulsa, Oklahoma'
+    >>> strip_echo("The band who released the album", "The band who released the album played where?")
+    ''
     """
     from .._text import normalize_answer
 
@@ -123,7 +125,7 @@ def strip_echo(answer: str, question: str) -> str:
     i = 0
     while i < len(words) and (normalize_answer(words[i]) in qwords or not normalize_answer(words[i])):
         i += 1
-    if i >= 3 and i < len(words):
+    if i >= 3:  # an answer that only restates the question is no answer
         return " ".join(words[i:]).strip(" .,:;")
     return answer
 

@@ -49,7 +49,8 @@ def default_plan(question: str) -> tuple[str, ...]:
             "Answer the question from the documents.")
 
 
-_ANSWERY = re.compile(r"^\s*(final\s+)?answer\s*[:=]|\bthe answer is\b", re.IGNORECASE)
+_ANSWERY = re.compile(r"^\s*(final\s+)?answer\s*[:=]|\bthe answer is\b|^\s*(think|thinking|write the plan|the plan is)\b",
+                      re.IGNORECASE)
 _THINK = re.compile(r"<think>(.*?)</think>|^[ \t]*thinking[ \t]*:[ \t]*([^\n]*)$", re.IGNORECASE | re.DOTALL | re.MULTILINE)
 
 
