@@ -293,9 +293,11 @@ class BiMemory:
     def _chroma_upsert(self, ids: list[str], embs: list[Any], docs: list[str], metas: list[dict]) -> None:
         # ``docs`` are not written: texts live only in the JSON state, so deleting them there deletes them
         # everywhere (Chroma keeps written documents in its write-ahead log until it compacts it).
+        import numpy as np
+
         del docs
         for i in range(0, len(ids), _BATCH):
-            self._col.upsert(ids=ids[i:i + _BATCH], embeddings=[e.tolist() for e in embs[i:i + _BATCH]],
+            self._col.upsert(ids=ids[i:i + _BATCH], embeddings=np.stack(embs[i:i + _BATCH]),
                              metadatas=metas[i:i + _BATCH])
 
     def _chroma_delete(self, ids: Sequence[str]) -> None:

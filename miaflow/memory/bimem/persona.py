@@ -25,15 +25,13 @@ _FIRST_PERSON = re.compile(r"\b(I|I'm|I've|my|me|mine)\b")
 
 
 def extractive_persona(speaker: str, facts: Sequence[Fact], graph: nx.Graph | None, n: int) -> str:
-    """The speaker's ``n`` most connected first-person facts, in time order (fast mode)."""
+    """The speaker's ``n`` most connected (most graph neighbours) first-person facts, in time order (fast mode)."""
     own = [f for f in facts if f.speaker == speaker and _FIRST_PERSON.search(f.text)]
     if not own:
         own = [f for f in facts if f.speaker == speaker]
 
     def degree(f: Fact) -> float:
-        if graph is None or f.id not in graph:
-            return 0.0
-        return sum(d.get("weight", 1.0) for d in graph[f.id].values())
+        return float(len(graph[f.id])) if graph is not None and f.id in graph else 0.0
 
     keep = sorted(sorted(own, key=lambda f: (-degree(f), f.seq))[:n], key=lambda f: f.seq)
     return "\n".join(f.text for f in keep)

@@ -59,10 +59,14 @@ def link_facts(graph: nx.Graph, facts: dict[str, Fact], vecs: dict[str, np.ndarr
                 if other != fid and s >= cfg.similarity_threshold:
                     bump(fid, other, s, "similar")
     # shared rare entities, linked to their most recent earlier mentions
+    wanted = {e for fid in new_ids for e in facts[fid].entities}
     mentions: dict[str, list[str]] = defaultdict(list)
-    for f in sorted(facts.values(), key=lambda f: f.seq):
+    for f in facts.values():
         for e in f.entities:
-            mentions[e].append(f.id)
+            if e in wanted:
+                mentions[e].append(f.id)
+    for ids in mentions.values():
+        ids.sort(key=lambda i: facts[i].seq)
     max_df = max(2, int(cfg.entity_max_df * len(facts)))
     for ids in mentions.values():
         if len(ids) > max_df:
