@@ -58,3 +58,23 @@ def test_import_is_light():
             "heavy = [m for m in ('torch', 'chromadb', 'networkx', 'sentence_transformers') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bench_locomo_answer_f1_with_a_model(tmp_path, embedder, monkeypatch):
+    import miaflow.llm
+    from miaflow.testing import FakeChatModel
+
+    def answer(msgs, cfg):
+        question = msgs[-1]["content"].rsplit("Question:", 1)[1]
+        return "Lisbon" if "Pixel" in question else "No information available"
+
+    fake = FakeChatModel(answer)
+    monkeypatch.setattr(miaflow.llm, "load_chat_model", lambda spec: fake, raising=False)
+    out = tmp_path / "out"
+    command(data=_locomo_file(tmp_path / "tiny.json"), out=out, modes="graph", conversations=1, model="fake",
+            answer_mode="graph", max_answers=0, llm_ingest=False, store=None)
+    f1 = json.loads((out / "locomo.json").read_text())["results"]["answer_f1"]
+    assert f1["multi-hop"]["f1"] == 1.0  # "Lisbon" for the Pixel question
+    assert f1["temporal"]["f1"] == 0.0
+    assert f1["adversarial"]["f1"] == 1.0  # abstained
+    assert len(fake.calls) == 5
