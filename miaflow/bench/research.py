@@ -64,6 +64,8 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     import tempfile
     import time
 
+    from rich.console import Console
+
     from ..agents import ExecutorConfig, PlannerConfig
     from ..errors import InvalidInputError
     from ..llm import load_chat_model
@@ -71,6 +73,8 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     from ..tools import CorpusIndex, load_questions
     from ..workflows import ResearchConfig, ResearchWorkflow
     from .report import BenchReport, percentile
+
+    console = Console()
 
     if format not in ("hotpotqa", "musique"):
         raise InvalidInputError(f"--format must be hotpotqa or musique, got {format!r}")
@@ -108,7 +112,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
         store = TrajectoryStore(Path(tmp.name) / "memory") if tmp else None
         wf = ResearchWorkflow(planner=llm, index=index, store=store, config=config)
         rows = []
-        for q in questions:
+        for qi, q in enumerate(questions, 1):
             gold = [q.answer, *q.answer_aliases]
             w0 = time.perf_counter()
             res = wf.run(q.question, gold=gold, task_id=f"{mode}-{q.id}")
@@ -124,6 +128,8 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
                 "model_s": res.timings["model"], "replan": res.replan_decision, "plan_fallback": res.plan_fallback,
                 "used_memories": len(res.used_memory_ids),
             })
+            console.print(f"[dim]memory {mode} {qi}/{len(questions)}: F1 {rows[-1]['f1']:.2f}, "
+                          f"gold recall {rows[-1]['support_recall']:.2f}, {wall:.1f}s[/]")
         if store is not None:
             rows_mem = store.count()
             store.close()
