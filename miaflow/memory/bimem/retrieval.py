@@ -4,10 +4,11 @@ Seeding (Bi-Mem): every fact, scene and persona gets ``w * cosine + (1 - w) * mi
 with the BM25 scores min-max normalised over the candidates of that level. Spreading activation starts from the
 top facts and runs ``hops`` rounds: a fact activates its scene (``decay``), an active scene activates up to
 ``scene_fanout`` of its facts, best seeds first (``decay``), a fact activates the facts of the neighbouring turns
-of its session (``temporal_decay``) and the facts it shares a rare entity with (``entity_decay``). Before that, a
-persona (fully active when the query names its speaker, else its own seed score) adds ``speaker_boost`` times its
-activation to its speaker's facts (top-down), and afterwards it takes the activation of its speaker's facts
-(bottom-up). Activation keeps the maximum over paths, so a fact is never pushed below its own seed.
+of its session (``temporal_decay``) and the facts it shares a rare entity with (``entity_decay``). A persona is
+fully active when the query names its speaker (else it takes its own seed score); top-down, it adds
+``speaker_boost`` times its activation to its speaker's activated facts (to the seeds before spreading, with
+``boost_seeds``); bottom-up, it takes the activation of its speaker's facts. Activation keeps the maximum over
+paths, so a fact is never pushed below its own seed.
 
 Modes: ``flat`` ranks facts by their seed alone; ``graph`` (default) ranks facts by activation; ``top_down``
 returns personas, then scenes, then facts of those scenes (2 / 3 / 5 by default); ``bottom_up`` returns facts, then
