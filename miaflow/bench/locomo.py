@@ -15,6 +15,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +199,11 @@ def command(
                     seen.update(tids)
                 tokens[name].append(ctx)
 
-    def avg(xs: list[float]) -> float:
+    def avg(xs: Sequence[float]) -> float:
         return float(sum(xs) / len(xs)) if xs else float("nan")
 
-    rows, res = [], {}
+    rows: list[list[Any]] = []
+    res: dict[str, dict[str, Any]] = {}
     for name in methods:
         res[name] = {}
         for k in KS:

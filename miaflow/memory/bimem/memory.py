@@ -199,10 +199,11 @@ class BiMemory:
         """Scenes and personas after a change; returns seconds spent embedding. Writes Chroma (not the JSON)."""
         cfg = self.config
         summarize = None
-        if self.llm is not None:
+        llm = self.llm
+        if llm is not None:
             def summarize(members: list[str]) -> str:
                 self._chat_count()
-                return llm_summary(self.llm, st.facts, members)
+                return llm_summary(llm, st.facts, members)
         old = {} if full else st.scenes
         labels = None if full else scene_labels(st.scenes)
         scenes, fresh = build_scenes(st.graph, st.facts, st.id, cfg, old, summarize, labels)

@@ -124,7 +124,7 @@ def _activate(states: Sequence[ConversationState], fseed: dict[Key, float], ssee
         fact_act = new_f
     if cfg.speaker_boost and persona_act and not cfg.boost_seeds:
         for key in fact_act:
-            pa = persona_act.get((key[0], states[key[0]].facts[key[1]].speaker))
+            pa = persona_act.get((key[0], states[key[0]].facts[key[1]].speaker), 0.0)
             if pa:
                 fact_act[key] += cfg.speaker_boost * pa
     for (si, fid), a in fact_act.items():
