@@ -177,6 +177,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
         width = 0.8 / len(names)
         for j, m in enumerate(names):
             ax1.bar([i + j * width for i in x], [r["f1"] for r in per_mode[m]], width, label=f"memory {m}")
+        ax1.set_xticks([i + width * (len(names) - 1) / 2 for i in x], [str(i + 1) for i in x])
         ax1.set_xlabel("question")
         ax1.set_ylabel("F1")
         ax1.set_title("F1 per question")
