@@ -10,10 +10,39 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import lru_cache
 
-from ..._text import tokenize
+from ..._text import tokenize as _words
 
-__all__ = ["BM25Index"]
+__all__ = ["BM25Index", "stem", "tokenize"]
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A tiny suffix stripper, so that plurals and verb forms meet ("hikes", "hiking", "hiked" -> "hik").
+
+    Much cruder than Porter's: it only removes -ies/-es/-s, -ing, -ed, -ly from words long enough to keep a stem
+    of 3+ letters; both the documents and the query go through it, so the stems only need to agree."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suf, rep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("s", "")):
+        if word.endswith(suf) and len(word) - len(suf) >= 3:
+            if suf == "s" and word.endswith(("ss", "us", "is")):
+                return word
+            w = word[: -len(suf)] + rep
+            if suf in ("ing", "ed") and len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+                w = w[:-1]  # "running" -> "run", "planned" -> "plan"
+            if suf in ("ing", "ed", "es") and w.endswith("e"):
+                w = w[:-1]
+            if suf == "s":
+                return stem(w)  # "paintings" -> "painting" -> "paint"
+            return w.rstrip("e") if len(w) > 3 else w
+    return word.rstrip("e") if len(word) > 4 else word
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 terms: the shared word tokens (stop words dropped), stemmed."""
+    return [stem(t) for t in _words(text)]
 
 
 class BM25Index:
