@@ -25,19 +25,18 @@ def stem(word: str) -> str:
     of 3+ letters; both the documents and the query go through it, so the stems only need to agree."""
     if len(word) <= 3 or not word.isalpha():
         return word
+    w = word
     for suf, rep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("ly", ""), ("s", "")):
         if word.endswith(suf) and len(word) - len(suf) >= 3:
             if suf == "s" and word.endswith(("ss", "us", "is")):
-                return word
+                break
             w = word[: -len(suf)] + rep
             if suf in ("ing", "ed") and len(w) > 3 and w[-1] == w[-2] and w[-1] not in "lsz":
                 w = w[:-1]  # "running" -> "run", "planned" -> "plan"
-            if suf in ("ing", "ed", "es") and w.endswith("e"):
-                w = w[:-1]
             if suf == "s":
                 return stem(w)  # "paintings" -> "painting" -> "paint"
-            return w.rstrip("e") if len(w) > 3 else w
-    return word.rstrip("e") if len(word) > 4 else word
+            break
+    return w[:-1] if len(w) > 3 and w.endswith("e") else w
 
 
 def tokenize(text: str) -> list[str]:
