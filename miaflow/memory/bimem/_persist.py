@@ -25,7 +25,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
+            fh.write(json.dumps(data, ensure_ascii=False))  # one C-encoded string: much faster than json.dump
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
