@@ -8,7 +8,7 @@ transformers, trl and chromadb load only when the names that need them are used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import (
     CorpusError,
@@ -34,9 +34,55 @@ _LAZY: dict[str, str] = {
     "RetryConfig": "miaflow.llm.openai_backend",
     "load_chat_model": "miaflow.llm._factory",
     "prepare_bundled_model": "miaflow.llm.bundled",
-    # embeddings
-    "Embedder": "miaflow.memory.embeddings",
-    "default_embedder": "miaflow.memory.embeddings",
+    # memories
+    "Embedder": "miaflow.memory",
+    "default_embedder": "miaflow.memory",
+    "Trajectory": "miaflow.memory",
+    "MemoryRecord": "miaflow.memory",
+    "Recall": "miaflow.memory",
+    "ScoredMemory": "miaflow.memory",
+    "TrajectoryStore": "miaflow.memory",
+    "TrajectoryStoreConfig": "miaflow.memory",
+    "CompressionConfig": "miaflow.memory",
+    "compress": "miaflow.memory",
+    "BiMemory": "miaflow.memory.bimem",
+    "BiMemConfig": "miaflow.memory.bimem",
+    "Turn": "miaflow.memory.bimem",
+    "MemoryItem": "miaflow.memory.bimem",
+    "load_locomo": "miaflow.memory.bimem",
+    # tools
+    "Document": "miaflow.tools",
+    "SearchHit": "miaflow.tools",
+    "QAExample": "miaflow.tools",
+    "CorpusIndex": "miaflow.tools",
+    "IndexConfig": "miaflow.tools",
+    "load_corpus": "miaflow.tools",
+    "load_questions": "miaflow.tools",
+    "SearchTool": "miaflow.tools",
+    "OpenDocumentTool": "miaflow.tools",
+    # agents
+    "Planner": "miaflow.agents",
+    "Executor": "miaflow.agents",
+    "Manager": "miaflow.agents",
+    "Judge": "miaflow.agents",
+    # workflows
+    "ResearchWorkflow": "miaflow.workflows",
+    "ResearchConfig": "miaflow.workflows",
+    "ResearchResult": "miaflow.workflows",
+    "ResearchBuilder": "miaflow.workflows",
+    "build_research_graph": "miaflow.workflows",
+    "Session": "miaflow.workflows",
+    "SessionConfig": "miaflow.workflows",
+    "build_session": "miaflow.workflows",
+    # online RL
+    "planner_reward": "miaflow.rl",
+    "executor_reward": "miaflow.rl",
+    "ExperienceBuffer": "miaflow.rl",
+    "GRPOSettings": "miaflow.rl",
+    "GRPOLearner": "miaflow.rl",
+    "AdapterRegistry": "miaflow.rl",
+    "TrainingWorker": "miaflow.rl",
+    "attach_learning": "miaflow.rl",
     # testing
     "FakeChatModel": "miaflow.testing",
 }
@@ -55,14 +101,6 @@ __all__ = [
     *_LAZY,
 ]
 
-if TYPE_CHECKING:
-    from .llm._factory import load_chat_model
-    from .llm.base import ChatModel, ChatResult, GenerationConfig
-    from .llm.bundled import prepare_bundled_model
-    from .llm.local import LocalChatModel
-    from .llm.openai_backend import OpenAIChatModel, RetryConfig
-    from .memory.embeddings import Embedder, default_embedder
-    from .testing import FakeChatModel
 
 
 def __getattr__(name: str) -> Any:
