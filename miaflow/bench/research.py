@@ -86,7 +86,9 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     data = Path(data).expanduser().resolve()
     if not data.is_file():
         raise InvalidInputError(f"data file not found: {data}")
-    cache = Path.home() / ".cache" / "miaflow" / "bench-index"
+    from ..llm.bundled import cache_dir
+
+    cache = cache_dir() / "bench-index"
     if corpus == "questions":
         data = _subset(data, format, limit, cache)
     questions = load_questions(data, format)[:limit]

@@ -29,6 +29,7 @@ from typing import Any
 
 from .._import_utils import offline_env, require
 from ..errors import InvalidInputError
+from ..llm.bundled import cache_dir
 from .buffer import ExperienceGroup
 from .rewards import executor_reward, planner_reward
 
@@ -160,7 +161,7 @@ class GRPOLearner:
             model = PeftModel.from_pretrained(model, str(self.adapter_path), is_trainable=True)
         else:
             peft_config = s.lora_config()
-        work = s.work_dir or os.path.join(os.path.expanduser("~"), ".cache", "miaflow", "grpo-scratch")
+        work = s.work_dir or str(cache_dir() / "grpo-scratch")
         bf16 = (not cpu) and dtype == torch.bfloat16
         args = GRPOConfig(
             output_dir=work,

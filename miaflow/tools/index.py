@@ -109,7 +109,9 @@ class SyncStats:
 
 
 def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "miaflow" / "indexes"
+    from ..llm.bundled import cache_dir
+
+    return cache_dir() / "indexes"
 
 
 def default_index_dir(root: Path) -> Path:
