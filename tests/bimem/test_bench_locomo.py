@@ -33,7 +33,7 @@ def test_bench_locomo_writes_report(tmp_path, embedder, capsys):
     data = _locomo_file(tmp_path / "tiny.json")
     out = tmp_path / "out"
     command(data=data, out=out, modes="graph,flat,top_down,bottom_up", conversations=0, model=None,
-            answer_mode="graph", max_answers=0, llm_ingest=False, store=None)
+            answer_mode="graph", max_answers=0, llm_ingest=False, store=None, torch_threads=0)
     payload = json.loads((out / "locomo.json").read_text())
     assert (out / "locomo_recall_by_category.png").stat().st_size > 0
     res = payload["results"]
@@ -72,7 +72,7 @@ def test_bench_locomo_answer_f1_with_a_model(tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(miaflow.llm, "load_chat_model", lambda spec: fake, raising=False)
     out = tmp_path / "out"
     command(data=_locomo_file(tmp_path / "tiny.json"), out=out, modes="graph", conversations=1, model="fake",
-            answer_mode="graph", max_answers=0, llm_ingest=False, store=None)
+            answer_mode="graph", max_answers=0, llm_ingest=False, store=None, torch_threads=0)
     f1 = json.loads((out / "locomo.json").read_text())["results"]["answer_f1"]
     assert f1["multi-hop"]["f1"] == 1.0  # "Lisbon" for the Pixel question
     assert f1["temporal"]["f1"] == 0.0
