@@ -241,7 +241,7 @@ class ResearchWorkflow:
             first_score=float(fj.get("score", 0.0)), gold=v.get("gold"), model=self.model_name,
             adapter=self.config.planner_adapter, timings=timings,
             tokens={"prompt": pt, "completion": ct, "total": pt + ct, "calls": int(usage.get("calls", 0))},
-            plan_fallback=bool(plan.get("fallback", False)), retrieved_ids=retrieved, em=j.get("em"),
+            plan_fallback=bool(plan.get("fallback", False)), plan_raw=str(plan.get("raw", "")), retrieved_ids=retrieved, em=j.get("em"),
             f1=j.get("f1"), judge_method=j.get("method", "none"), memory_id=v.get("memory_id"),
             conversation_context=v.get("memories", {}).get("conversation", ""), user_id=v.get("user_id"),
             conversation_id=v.get("conversation_id"))

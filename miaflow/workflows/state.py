@@ -129,6 +129,8 @@ class ResearchResult:
     """``prompt``, ``completion``, ``total`` tokens and model ``calls``."""
     plan_fallback: bool = False
     """True when the planner's text was unusable and the default plan ran."""
+    plan_raw: str = ""
+    """The planner model's raw text for the first plan (what GRPO trains on)."""
     retrieved_ids: list[str] = field(default_factory=list)
     """Ids of every document the searches returned."""
     em: float | None = None
