@@ -139,7 +139,7 @@ def test_missing_and_empty_corpus_errors(tmp_path, hash_embedder):
 
 
 def test_sample_corpus_index_location_and_retrieval(tmp_path, hash_embedder, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MIAFLOW_CACHE", str(tmp_path / "cache"))
     idx = CorpusIndex.open(sample_corpus_path(), embedder=hash_embedder)
     assert idx.index_dir.is_relative_to(tmp_path / "cache")  # never written inside the package
     assert len(idx) == 300

@@ -7,8 +7,6 @@ from miaflow.errors import CorpusError
 from miaflow.tools import QAExample, detect_format, load_corpus, load_questions, read_corpus
 from miaflow.tools.sample import sample_corpus_path, sample_questions
 
-DATASETS = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "datasets"
-
 
 def test_folder_loader_reads_text_and_markdown_recursively(corpus_dir):
     docs = {d.id: d for d in load_corpus(corpus_dir)}
@@ -136,20 +134,6 @@ def test_musique_questions_and_corpus_files_give_the_same_ids(tmp_path):
     (ex,) = load_questions(qfile)
     assert ex.supporting_ids == (ids[0], "APA") and ex.answer_aliases == ("Hall",) and ex.kind == "2hop"
 
-
-@pytest.mark.skipif(not (DATASETS / "musique").exists(), reason="shared datasets not present")
-def test_real_dev_files_load():
-    hp = DATASETS / "hotpotqa" / "dev.jsonl"
-    docs = load_corpus(hp)
-    assert 2900 < len(docs) < 3000
-    ids = {d.id for d in docs}
-    qs = load_questions(hp)
-    assert len(qs) == 300 and all(s in ids for q in qs for s in q.supporting_ids)
-    mq = DATASETS / "musique" / "musique_train.json"
-    mdocs = {d.id for d in load_corpus(mq)}
-    assert mdocs == {d.id for d in load_corpus(DATASETS / "musique" / "musique_train_corpus.json", "musique")}
-    mqs = load_questions(mq, "musique")
-    assert len(mqs) == 100 and all(s in mdocs for q in mqs for s in q.supporting_ids)
 
 
 def test_shipped_sample_is_consistent():
