@@ -4,8 +4,7 @@ OpenAI-compatible backend (vLLM or any compatible server), plus lenient structur
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 __all__ = [
     "ChatModel",
@@ -39,8 +38,4 @@ _LAZY = {
     "PARSE_STATS": ".structured",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

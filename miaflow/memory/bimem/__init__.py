@@ -6,8 +6,7 @@ with their turn ids. Heavy libraries (chromadb, sentence-transformers, networkx)
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..._lazy import lazy_exports
 
 __all__ = [
     "BiMemory",
@@ -41,12 +40,4 @@ _LAZY = {
     "parse_evidence": ".ingest",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
