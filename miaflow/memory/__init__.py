@@ -28,7 +28,7 @@ _LAZY = {
     "ScoredMemory": ".trajectory",
     "Recall": ".trajectory",
     "TrajectoryStore": ".store",
-    "UtilityUpdate": ".store",
+    "UtilityUpdate": ".trajectory",
     "TrajectoryStoreConfig": ".config",
     "CompressionConfig": ".config",
     "compress": ".compression",

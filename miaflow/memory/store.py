@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,16 @@ from ._utility import (
 )
 from .compression import compress
 from .config import CompressionConfig, TrajectoryStoreConfig
-from .trajectory import MemoryRecord, Recall, ScoredMemory, Trajectory, _check_reward
+from .trajectory import (
+    MemoryRecord,
+    Recall,
+    ScoredMemory,
+    Trajectory,
+    UtilityUpdate,
+    _check_ids,
+    _check_question,
+    _check_reward,
+)
 
 __all__ = ["TrajectoryStore", "UtilityUpdate", "MARKER_FILE"]
 
@@ -60,36 +69,6 @@ MARKER_FILE = "miaflow-store.json"
 _FORMAT = "miaflow-trajectory-store"
 _VERSION = 1
 _PAGE = 2000
-
-
-@dataclass(kw_only=True, frozen=True, slots=True)
-class UtilityUpdate:
-    """What :meth:`TrajectoryStore.update_utilities` did."""
-
-    applied: tuple[str, ...]
-    """Memory ids whose Q-value moved."""
-    repeated: tuple[str, ...]
-    """Memory ids this task had already updated (ignored: counted once)."""
-    q_values: dict[str, float]
-    """Q-value of each given id after the update, as seen by this process."""
-
-
-def _check_question(question: Any) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InvalidInputError("the question must be a non-empty string")
-    return question.strip()
-
-
-def _check_ids(ids: Any, what: str = "ids") -> list[str]:
-    if isinstance(ids, str):
-        ids = [ids]
-    try:
-        out = list(dict.fromkeys(ids))
-    except TypeError as e:
-        raise InvalidInputError(f"{what} must be a list of strings, got {ids!r}") from e
-    if not all(isinstance(i, str) and i for i in out):
-        raise InvalidInputError(f"{what} must be non-empty strings, got {out!r}")
-    return out
 
 
 class TrajectoryStore:

@@ -15,12 +15,30 @@ from typing import Any, Literal
 
 from ..errors import InvalidInputError
 
-__all__ = ["Judgement", "JUDGEMENTS", "Trajectory", "MemoryRecord", "ScoredMemory", "Recall"]
+__all__ = ["Judgement", "JUDGEMENTS", "Trajectory", "MemoryRecord", "ScoredMemory", "Recall", "UtilityUpdate"]
 
 Judgement = Literal["correct", "incorrect", "unknown"]
 JUDGEMENTS: tuple[str, ...] = ("correct", "incorrect", "unknown")
 
 Step = str | Mapping[str, Any]
+
+
+def _check_question(question: Any) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError("the question must be a non-empty string")
+    return question.strip()
+
+
+def _check_ids(ids: Any, what: str = "ids") -> list[str]:
+    if isinstance(ids, str):
+        ids = [ids]
+    try:
+        out = list(dict.fromkeys(ids))
+    except TypeError as e:
+        raise InvalidInputError(f"{what} must be a list of strings, got {ids!r}") from e
+    if not all(isinstance(i, str) and i for i in out):
+        raise InvalidInputError(f"{what} must be non-empty strings, got {out!r}")
+    return out
 
 
 def _check_reward(reward: float, what: str = "reward") -> float:
@@ -173,3 +191,15 @@ class Recall:
 
     def __len__(self) -> int:
         return len(self.positive) + len(self.negative) + len(self.neutral)
+
+
+@dataclass(kw_only=True, frozen=True, slots=True)
+class UtilityUpdate:
+    """What :meth:`TrajectoryStore.update_utilities` did."""
+
+    applied: tuple[str, ...]
+    """Memory ids whose Q-value moved."""
+    repeated: tuple[str, ...]
+    """Memory ids this task had already updated (ignored: counted once)."""
+    q_values: dict[str, float]
+    """Q-value of each given id after the update, as seen by this process."""
