@@ -186,6 +186,20 @@ class LocalChatModel:
         return ChatResult(completions=completions, prompt_tokens=prompt_tokens, model=self.name, adapter=adapter,
                           seconds=seconds)
 
+    def _generate_shared_prefix(self, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:
+        """n samples of one prompt, with the prompt's prefill computed once and its KV cache copied n times.
+
+        ``generate(num_return_sequences=n)`` would prefill the same prompt n times; for the long planner prompts of
+        a GRPO group that is most of the cost. The last prompt token is left for ``generate`` to process, so its
+        sampling starts exactly as it would from scratch.
+        """
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        prefix = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], use_cache=True)
+        cache = prefix["cache"] if "cache" in prefix else prefix["past_key_values"]
+        cache.batch_repeat_interleave(n)
+        gen = {k: v for k, v in kwargs.items() if k != "num_return_sequences"}
+        return self.model.generate(input_ids=ids.repeat(n, 1), attention_mask=mask.repeat(n, 1), cache=cache, **gen)
+
     def _generate(self, prompt: str, cfg: GenerationConfig) -> tuple[list[Completion], int]:
         import contextlib
 
@@ -223,7 +237,10 @@ class LocalChatModel:
                 self.model.set_adapter(wanted)
         try:
             with torch.inference_mode(), peft_ctx:
-                out = self.model.generate(**enc, **kwargs)
+                if cfg.n > 1 and n_prompt > 1:
+                    out = self._generate_shared_prefix(enc, cfg.n, kwargs)
+                else:
+                    out = self.model.generate(**enc, **kwargs)
         finally:
             if uses_peft and wanted != self._active and self._active is not None:
                 self.model.set_adapter(self._active)

@@ -19,11 +19,12 @@ def test_generates_text_with_token_counts(local_model):
 
 
 def test_n4_sampling_is_one_batched_generate(local_model, monkeypatch):
+    """One generate call over a batch of 4, continuing from one shared prefill of the prompt."""
     calls = []
     real = local_model.model.generate
 
     def counting(*args, **kwargs):
-        calls.append(kwargs.get("num_return_sequences"))
+        calls.append(kwargs["input_ids"].shape[0] * kwargs.get("num_return_sequences", 1))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(local_model.model, "generate", counting)
