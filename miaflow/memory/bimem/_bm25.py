@@ -82,19 +82,27 @@ class BM25Index:
             if not post:
                 del self._postings[term]
 
+    def df(self, term: str) -> int:
+        """Documents containing the (already stemmed) ``term``."""
+        return len(self._postings.get(term, ()))
+
     def scores(self, query: str) -> dict[str, float]:
+        return self.weighted_scores(dict.fromkeys(tokenize(query), 1.0))
+
+    def weighted_scores(self, terms: dict[str, float]) -> dict[str, float]:
+        """BM25 with a weight per (already stemmed) query term: ``sum(weight * term score)``."""
         n_docs = len(self._tf)
         if not n_docs:
             return {}
         avgdl = self._total / n_docs or 1.0
         out: dict[str, float] = {}
         k1, b = self.k1, self.b
-        for term in set(tokenize(query)):
+        for term, weight in terms.items():
             post = self._postings.get(term)
-            if not post:
+            if not post or not weight:
                 continue
             df = len(post)
-            idf = max(math.log((n_docs - df + 0.5) / (df + 0.5)), 0.01)
+            idf = weight * max(math.log((n_docs - df + 0.5) / (df + 0.5)), 0.01)
             for doc_id, tf in post.items():
                 denom = tf + k1 * (1 - b + b * self._len[doc_id] / avgdl)
                 out[doc_id] = out.get(doc_id, 0.0) + idf * tf * (k1 + 1) / denom

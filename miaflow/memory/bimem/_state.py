@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._bm25 import BM25Index
 from .records import Fact, Scene, Turn
+from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -39,6 +40,8 @@ class ConversationState:
     """Scene and persona ids whose vectors are stored in Chroma (LLM mode embeds them)."""
     fact_bm25: BM25Index = field(default_factory=BM25Index)
     scene_bm25: BM25Index = field(default_factory=BM25Index)
+    vocab: Vocabulary = field(default_factory=Vocabulary)
+    """Word vectors of the facts' words (query expansion)."""
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def changed(self) -> None:
@@ -80,6 +83,28 @@ class ConversationState:
                     out.setdefault(b, []).append(a)
             self._cache["entity"] = out
         return self._cache["entity"]
+
+    def fact_order(self) -> tuple[list[str], dict[str, int]]:
+        """Fact ids in time order (seq), and each id's position in that order."""
+        if "order" not in self._cache:
+            ids = sorted(self.facts, key=lambda f: (self.facts[f].seq, f))
+            self._cache["order"] = (ids, {f: i for i, f in enumerate(ids)})
+        return self._cache["order"]
+
+    def fact_dates(self) -> dict[str, Any]:
+        """Each fact's date (from its time string), or None."""
+        from ._dates import parse_time
+
+        if "dates" not in self._cache:
+            self._cache["dates"] = {f: parse_time(x.time) for f, x in self.facts.items()}
+        return self._cache["dates"]
+
+    def question_facts(self) -> set[str]:
+        """Facts that only ask (their text, less a shared photo's caption, ends with "?")."""
+        if "questions" not in self._cache:
+            self._cache["questions"] = {f for f, x in self.facts.items()
+                                        if x.text.split(" [shares ", 1)[0].rstrip().endswith("?")}
+        return self._cache["questions"]
 
     def speakers(self) -> list[str]:
         return list(dict.fromkeys(t.speaker for t in self.turns.values()))

@@ -14,7 +14,8 @@ class BiMemConfig:
     """How Bi-Mem builds its levels and retrieves from them.
 
     Retrieval defaults were tuned on LoCoMo samples 0-4 (fast mode, evidence recall@10): the temporal and speaker
-    (persona) paths carry most of the gain over the hybrid seeds."""
+    (persona) paths carry most of the gain over the hybrid seeds, then query expansion (multi-hop questions) and
+    dates named in the query (temporal and single-hop questions)."""
 
     # graph construction
     similarity_threshold: float = field(default=0.55, metadata={"help": "cosine above which two facts are linked"})
@@ -43,6 +44,21 @@ class BiMemConfig:
     boost_seeds: bool = field(default=False, metadata={
         "help": "apply the persona boost before choosing seeds (True) or to activated facts after spreading"})
     speaker_boost: float = field(default=0.3, metadata={"help": "added to facts of a speaker named in the query"})
+    expansion_weight: float = field(default=0.6, metadata={
+        "help": "weight of BM25 over the conversation's words closest to the query's rare words (0 = no expansion)"})
+    expansion_neighbors: int = field(default=5, metadata={"help": "words a query word expands into, at most"})
+    expansion_threshold: float = field(default=0.5, metadata={"help": "cosine a word needs to join an expansion"})
+    expansion_max_df: float = field(default=0.05, metadata={
+        "help": "query words in more than this share of a conversation's facts are not expanded"})
+    session_weight: float = field(default=0.05, metadata={
+        "help": "added to a fact's seed times its session's score (min-max of the sum of its best seeds)"})
+    session_top: int = field(default=3, metadata={"help": "best fact seeds summed into a session's score"})
+    question_penalty: float = field(default=0.1, metadata={
+        "help": "taken from facts that only ask a question (they rarely hold the answer)"})
+    date_boost: float = field(default=0.2, metadata={
+        "help": "added to the seed of facts dated within a date the query names (0 = ignore dates)"})
+    date_window: tuple[int, int] = field(default=(2, 7), metadata={
+        "help": "days before and after a named date that still match (reports of 'last week' come later)"})
 
     def __post_init__(self) -> None:
         bad = []
@@ -56,7 +72,7 @@ class BiMemConfig:
                 or not 0.0 <= self.entity_decay <= 1.0:
             bad.append(f"decay={self.decay}, temporal_decay={self.temporal_decay}, entity_decay={self.entity_decay} (must be in [0, 1])")
         for name in ("similarity_neighbors", "max_scene_size", "summary_sentences", "extraction_window", "seeds",
-                     "scene_fanout", "persona_lines"):
+                     "scene_fanout", "persona_lines", "expansion_neighbors", "session_top"):
             if getattr(self, name) < 1:
                 bad.append(f"{name}={getattr(self, name)} (must be >= 1)")
         if self.hops < 0 or self.temporal_window < 0:
@@ -65,5 +81,13 @@ class BiMemConfig:
             bad.append(f"top_down={self.top_down} (three counts >= 0)")
         if not 0.0 <= self.entity_max_df <= 1.0:
             bad.append(f"entity_max_df={self.entity_max_df} (must be in [0, 1])")
+        for name in ("expansion_weight", "session_weight", "question_penalty", "date_boost"):
+            if getattr(self, name) < 0:
+                bad.append(f"{name}={getattr(self, name)} (must be >= 0)")
+        if not 0.0 <= self.expansion_max_df <= 1.0 or not -1.0 <= self.expansion_threshold <= 1.0:
+            bad.append(f"expansion_max_df={self.expansion_max_df} (in [0, 1]), expansion_threshold="
+                       f"{self.expansion_threshold} (in [-1, 1])")
+        if len(self.date_window) != 2 or min(self.date_window) < 0:
+            bad.append(f"date_window={self.date_window} (two day counts >= 0)")
         if bad:
             raise ValueError("invalid BiMemConfig: " + "; ".join(bad))

@@ -10,7 +10,8 @@ collection (embedded folder or HTTP server); fast mode's scene and persona vecto
 and are recomputed on load;
 the texts, graph, scenes, personas and turns live in JSON files per conversation written atomically beside it
 (Chroma holds ids, vectors and the conversation id only, so no text outlives a deletion in Chroma's write-ahead
-log; deleted vectors stay in that log until Chroma compacts it, or ``chroma vacuum --path DIR``). Chroma is
+log; deleted vectors stay in that log until Chroma compacts it, or ``chroma vacuum --path DIR``). The word vectors
+of query expansion (:mod:`.vocabulary`) are derived data in ``vocab.npz`` beside the JSON. Chroma is
 written first and the JSON last, and opening the memory reconciles the two (missing vectors are re-embedded, stray
 ones deleted), so a crash between the two writes loses nothing already stored. Dense search runs in numpy over
 vectors cached in RAM per conversation; Chroma is the durable copy.
@@ -39,6 +40,7 @@ from .persona import extractive_persona, llm_persona, reflect
 from .records import Fact, MemoryItem, Scene, Turn
 from .retrieval import retrieve_items
 from .scenes import build_scenes, graph_from_json, graph_to_json, link_facts, llm_summary, scene_labels
+from .vocabulary import Vocabulary, words_of
 
 if TYPE_CHECKING:
     from ..embeddings import Embedder
@@ -48,6 +50,8 @@ __all__ = ["BiMemory"]
 log = logging.getLogger(__name__)
 _FORMAT = 1
 _BATCH = 1000
+_VOCAB = "vocab.npz"
+_WORD_CACHE = 4096
 
 
 class BiMemory:
@@ -85,6 +89,7 @@ class BiMemory:
 
         self._nx = nx
         self._states: dict[str, ConversationState] = {}
+        self._word_cache: dict[str, Any] = {}
         self._load()
 
     # ------------------------------------------------------------------ basics
@@ -154,6 +159,7 @@ class BiMemory:
             facts = self._make_facts(st, new)
             te = time.perf_counter()
             vecs = self.embedder.embed([f.text for f in facts])
+            new_words = st.vocab.embed_missing(set().union(*(words_of(f.text) for f in facts)), self.embedder.embed)
             embed_s += time.perf_counter() - te
             for t in new:
                 st.turns[t.id] = t
@@ -165,7 +171,7 @@ class BiMemory:
             embed_s += self._rebuild_upper_levels(st, {t.speaker for t in new}, new_facts=facts)
             is_new = conversation_id not in self._states
             self._states[conversation_id] = st
-            self._save(st, new_turns=new, new_facts=facts, manifest=is_new)
+            self._save(st, new_turns=new, new_facts=facts, manifest=is_new, vocab=bool(new_words))
             self.stats["turns"] += len(new)
             self.stats["facts"] += len(facts)
             self.stats["embed_seconds"] += embed_s
@@ -353,8 +359,9 @@ class BiMemory:
             st.persona_vecs.pop(speaker, None)
             self._chroma_delete([self._pid(st.id, speaker)])
             st.upper_in_chroma.discard(self._pid(st.id, speaker))
+            st.vocab.retain(_fact_words(st))
             st.changed()
-            self._save(st, compact=True)
+            self._save(st, compact=True, vocab=True)
             return len(gone_turns)
 
     # ------------------------------------------------------------------ reading
@@ -372,15 +379,39 @@ class BiMemory:
         states = [self._state(conversation_id)] if conversation_id is not None else list(self._states.values())
         if not any(st.facts for st in states):
             return []
-        qvec = self.embedder.embed_one(query) if query_vector is None else query_vector
+        if query_vector is None:
+            # the query's words no conversation uses are embedded with the query, in one call, for expansion
+            unknown = sorted(w for w in words_of(query) if w not in self._word_cache
+                             and not any(w in st.vocab for st in states))
+            vecs = self.embedder.embed([query, *unknown])
+            qvec = vecs[0]
+            self._cache_words(unknown, vecs[1:])
+        else:
+            qvec = query_vector
         with self._lock:
-            return retrieve_items(states, query, qvec, k, mode, self.config)
+            return retrieve_items(states, query, qvec, k, mode, self.config, self._word_vectors)
+
+    def _word_vectors(self, words: list[str]) -> dict[str, Any]:
+        """Vectors of query words no conversation uses, embedded in one call (cached: words recur across queries)."""
+        new = [w for w in words if w not in self._word_cache]
+        if new:
+            self._cache_words(new, self.embedder.embed(new))
+        return {w: self._word_cache[w] for w in words if w in self._word_cache}
+
+    def _cache_words(self, words: Sequence[str], vecs: Any) -> None:
+        for w, v in zip(words, vecs, strict=True):
+            if len(self._word_cache) >= _WORD_CACHE:
+                self._word_cache.pop(next(iter(self._word_cache)))
+            self._word_cache[w] = v
 
     # ------------------------------------------------------------------ persistence
     def _save(self, st: ConversationState, *, new_turns: Sequence[Turn] = (), new_facts: Sequence[Fact] = (),
-              compact: bool = False, manifest: bool = False) -> None:
-        """Write the new segment (or, with ``compact``, one segment of everything), then ``state.json``."""
+              compact: bool = False, manifest: bool = False, vocab: bool = False) -> None:
+        """Write the new segment (or, with ``compact``, one segment of everything) and, with ``vocab``, the
+        vocabulary, then ``state.json``."""
         folder = persist.conversation_dir(self._state_dir, st.id)
+        if vocab:
+            st.vocab.save(folder / _VOCAB)
         if compact or new_turns:
             n = 1 + max((int(x[4:-5]) for x in st.segments), default=0)
             name = f"seg-{n:06d}.json"
@@ -468,6 +499,14 @@ class BiMemory:
             v = vec_by_id.get(self._pid(st.id, sp))
             st.persona_vecs[sp] = (np.asarray(v, dtype=np.float32) if v is not None else _centroid(
                 [st.fact_vecs[f] for f, x in st.facts.items() if x.speaker == sp]))
+        # the vocabulary is derived from the facts: drop words no fact uses, embed the missing ones
+        st.vocab = Vocabulary.load(folder / _VOCAB)
+        words = _fact_words(st)
+        dropped = st.vocab.retain(words)
+        added = st.vocab.embed_missing(words, self.embedder.embed)
+        if dropped or added:
+            log.info("Bi-Mem %s: vocabulary repaired (%d words dropped, %d embedded)", st.id, dropped, len(added))
+            st.vocab.save(folder / _VOCAB)
         return st
 
     def vector_count(self, conversation_id: str | None = None) -> int:
@@ -478,6 +517,10 @@ class BiMemory:
 
     def __repr__(self) -> str:
         return f"BiMemory({str(self.root)!r}, conversations={len(self._states)}, llm={getattr(self.llm, 'name', None)})"
+
+
+def _fact_words(st: ConversationState) -> set[str]:
+    return set().union(*(words_of(f.text) for f in st.facts.values()))
 
 
 def _centroid(vecs: list[Any]) -> Any:

@@ -1,14 +1,17 @@
 """Retrieval: hybrid seeding, then spreading activation across the three levels.
 
 Seeding (Bi-Mem): every fact, scene and persona gets ``w * cosine + (1 - w) * minmax(BM25)`` against the query,
-with the BM25 scores min-max normalised over the candidates of that level. Spreading activation starts from the
+with the BM25 scores min-max normalised over the candidates of that level. A fact's BM25 also counts the
+conversation's words closest to the query's rare words (semantic expansion, :mod:`.vocabulary`), and its seed gains
+a little from its session's best seeds and from a date the query names (:mod:`._dates`). Spreading activation starts from the
 top facts and runs ``hops`` rounds: a fact activates its scene (``decay``), an active scene activates up to
 ``scene_fanout`` of its facts, best seeds first (``decay``), a fact activates the facts of the neighbouring turns
 of its session (``temporal_decay``) and the facts it shares a rare entity with (``entity_decay``). A persona is
 fully active when the query names its speaker (else it takes its own seed score); top-down, it adds
 ``speaker_boost`` times its activation to its speaker's activated facts (to the seeds before spreading, with
 ``boost_seeds``); bottom-up, it takes the activation of its speaker's facts. Activation keeps the maximum over
-paths, so a fact is never pushed below its own seed.
+paths, so a fact is never pushed below its own seed. Facts that only ask a question lose ``question_penalty``
+in the final ranking (they still pass activation to the answer after them).
 
 Modes: ``flat`` ranks facts by their seed alone; ``graph`` (default) ranks facts by activation; ``top_down``
 returns personas, then scenes, then facts of those scenes (2 / 3 / 5 by default); ``bottom_up`` returns facts, then
@@ -17,12 +20,13 @@ the scenes they belong to, then the personas of their speakers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ._state import ConversationState
 from .config import BiMemConfig
 from .records import MemoryItem
+from .vocabulary import words_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["retrieve_items"]
 
 Key = tuple[int, str]  # (index of the conversation state, id)
+WordVectors = Callable[[list[str]], "dict[str, np.ndarray]"]
 
 
 def _minmax(values: list[float]) -> list[float]:
@@ -42,6 +47,7 @@ def _minmax(values: list[float]) -> list[float]:
 
 
 def _seed(states: Sequence[ConversationState], level: str, query: str, qvec: np.ndarray, w: float) -> dict[Key, float]:
+    """Scenes and personas: ``w * cosine + (1 - w) * minmax(BM25)`` (personas: cosine alone)."""
     keys: list[Key] = []
     dense: list[float] = []
     bm25: list[float] = []
@@ -50,12 +56,7 @@ def _seed(states: Sequence[ConversationState], level: str, query: str, qvec: np.
         if not ids:
             continue
         sims = (mat @ qvec).tolist()
-        if level == "fact":
-            lex = st.fact_bm25.scores(query)
-        elif level == "scene":
-            lex = st.scene_bm25.scores(query)
-        else:
-            lex = {}
+        lex = st.scene_bm25.scores(query) if level == "scene" else {}
         keys.extend((si, i) for i in ids)
         dense.extend(sims)
         bm25.extend(lex.get(i, 0.0) for i in ids)
@@ -63,6 +64,83 @@ def _seed(states: Sequence[ConversationState], level: str, query: str, qvec: np.
         return {k: d for k, d in zip(keys, dense, strict=True)}
     norm = _minmax(bm25)
     return {k: w * d + (1 - w) * b for k, d, b in zip(keys, dense, norm, strict=True)}
+
+
+def _expandable(st: ConversationState, query: str, cfg: BiMemConfig) -> list[str]:
+    """The query's words worth expanding in this conversation: rare there, not a speaker's name or a month."""
+    from ._bm25 import stem
+    from ._dates import MONTH_WORDS
+
+    n = max(len(st.facts), 1)
+    names = {sp.lower().split()[0] for sp in st.speakers() if sp.strip()}
+    return [w for w in sorted(words_of(query)) if w not in names and w not in MONTH_WORDS
+            and st.fact_bm25.df(stem(w)) / n <= cfg.expansion_max_df]
+
+
+def _expansion(st: ConversationState, words: list[str], cfg: BiMemConfig, outside: dict[str, np.ndarray]
+               ) -> dict[str, float]:
+    """Stemmed words of the conversation close to ``words``, with their cosine (see :mod:`.vocabulary`);
+    ``outside`` holds the vectors of words the conversation does not use."""
+    from ._bm25 import stem
+
+    terms: dict[str, float] = {}
+    for word in words:
+        root = stem(word)
+        vec = st.vocab.vector(word)
+        if vec is None:
+            vec = outside.get(word)
+        if vec is None:
+            continue
+        for other, sim in st.vocab.neighbors(vec, cfg.expansion_neighbors, cfg.expansion_threshold,
+                                             skip=lambda w, r=root: stem(w) == r):
+            key = stem(other)
+            terms[key] = max(terms.get(key, 0.0), sim)
+    return terms
+
+
+def _fact_seed(states: Sequence[ConversationState], query: str, qvec: np.ndarray, cfg: BiMemConfig,
+               word_vectors: WordVectors) -> dict[Key, float]:
+    """Facts: ``w * cosine + (1 - w) * minmax(BM25 + a * BM25 over the expansion)``, plus ``date_boost`` for facts
+    dated when the query says, plus ``session_weight`` times the min-max score of the fact's session (the sum of
+    its ``session_top`` best seeds), so that a session about the question lifts its facts a little."""
+    from ._dates import in_spans, query_spans
+
+    w, a = cfg.dense_weight, cfg.expansion_weight
+    spans = query_spans(query) if cfg.date_boost else []
+    keys: list[Key] = []
+    dense: list[float] = []
+    lex: list[float] = []
+    expand = [_expandable(st, query, cfg) if a else [] for st in states]
+    unknown = sorted({w for st, ws in zip(states, expand, strict=True) for w in ws if w not in st.vocab})
+    outside = word_vectors(unknown) if unknown else {}  # one embedding call for all of them
+    for si, st in enumerate(states):
+        ids, mat = st.matrix("fact")
+        if not ids:
+            continue
+        sims = (mat @ qvec).tolist()
+        bm = st.fact_bm25.scores(query)
+        if expand[si]:
+            terms = _expansion(st, expand[si], cfg, outside)
+            for fid, v in st.fact_bm25.weighted_scores(terms).items():
+                bm[fid] = bm.get(fid, 0.0) + a * v
+        keys.extend((si, i) for i in ids)
+        dense.extend(sims)
+        lex.extend(bm.get(i, 0.0) for i in ids)
+    seed = {k: w * d + (1 - w) * b for k, d, b in zip(keys, dense, _minmax(lex), strict=True)}
+    if cfg.session_weight:
+        by_session: dict[tuple[int, int], list[float]] = {}
+        for (si, fid), v in seed.items():
+            by_session.setdefault((si, states[si].facts[fid].session), []).append(v)
+        top = {k: sum(sorted(v, reverse=True)[: cfg.session_top]) for k, v in by_session.items()}
+        norm = dict(zip(top, _minmax(list(top.values())), strict=True))
+        seed = {(si, fid): v + cfg.session_weight * norm[(si, states[si].facts[fid].session)]
+                for (si, fid), v in seed.items()}
+    if spans:
+        before, after = cfg.date_window
+        for (si, fid) in seed:
+            if in_spans(states[si].fact_dates().get(fid), spans, before, after):
+                seed[(si, fid)] += cfg.date_boost
+    return seed
 
 
 def _named(states: Sequence[ConversationState], query: str) -> set[tuple[int, str]]:
@@ -153,21 +231,30 @@ def _persona_item(st: ConversationState, speaker: str, score: float) -> MemoryIt
                       id=f"persona:{speaker}", conversation_id=st.id, speaker=speaker)
 
 
+def _penalize_questions(states: Sequence[ConversationState], scores: dict[Key, float], penalty: float
+                        ) -> dict[Key, float]:
+    if not penalty:
+        return scores
+    return {(si, f): v - penalty if f in states[si].question_facts() else v for (si, f), v in scores.items()}
+
+
 def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.ndarray, k: int, mode: str,
-                   cfg: BiMemConfig) -> list[MemoryItem]:
-    """Rank the memory of ``states`` for ``query`` (its unit vector ``qvec``) in ``mode``; at most ``k`` items."""
+                   cfg: BiMemConfig, word_vectors: WordVectors | None = None) -> list[MemoryItem]:
+    """Rank the memory of ``states`` for ``query`` (its unit vector ``qvec``) in ``mode``; at most ``k`` items.
+    ``word_vectors`` embeds query words the conversations never used (for expansion; None skips such words)."""
     w = cfg.dense_weight
-    fseed = _seed(states, "fact", query, qvec, w)
+    fseed = _fact_seed(states, query, qvec, cfg, word_vectors or (lambda words: {}))
     if not fseed:
         return []
     if mode == "flat":
-        ranked = sorted(fseed.items(), key=lambda kv: -kv[1])[:k]
+        ranked = sorted(_penalize_questions(states, fseed, cfg.question_penalty).items(), key=lambda kv: -kv[1])[:k]
         return [_fact_item(states[si], fid, s) for (si, fid), s in ranked]
     sseed = _seed(states, "scene", query, qvec, w)
     pseed = _seed(states, "persona", query, qvec, w)
     named = _named(states, query)
     fact_act, scene_act, persona_act, via, fseed = _activate(states, fseed, sseed, pseed, named, cfg)
     if mode == "graph":
+        fact_act = _penalize_questions(states, fact_act, cfg.question_penalty)
         ranked = sorted(fact_act.items(), key=lambda kv: (-kv[1], -fseed.get(kv[0], 0.0)))[:k]
         return [_fact_item(states[si], fid, s, via.get((si, fid), "seed")) for (si, fid), s in ranked]
     n_p, n_s, n_f = cfg.top_down
@@ -192,7 +279,7 @@ def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.nda
                   for si, f in facts]
         return items
     if mode == "bottom_up":
-        facts = sorted(fseed.items(), key=lambda kv: -kv[1])[:n_f]
+        facts = sorted(_penalize_questions(states, fseed, cfg.question_penalty).items(), key=lambda kv: -kv[1])[:n_f]
         items = [_fact_item(states[si], fid, s) for (si, fid), s in facts]
         seen: list[Key] = []
         for (si, fid), _ in facts:
