@@ -119,7 +119,9 @@ def command(
     turn_text: dict[tuple[str, str], str] = {}  # what the baselines index and embed (Bi-Mem's fast-mode fact text)
     context_text: dict[tuple[str, str], str] = {}  # what a turn costs in the context (dated, as Bi-Mem's items)
     n_turns = 0
-    for c in convs:
+    from rich.progress import track
+
+    for c in track(convs, description="ingesting", transient=True):
         sessions: dict[int, list] = defaultdict(list)
         for t in c.turns:
             sessions[t.session].append(t)
@@ -250,7 +252,9 @@ def command(
         if max_answers:
             answered = answered[:max_answers]
         calls0 = time.perf_counter()
-        for c, qa in answered:
+        from rich.progress import track
+
+        for c, qa in track(answered, description="answering", transient=True):
             items = mem.retrieve(qa.question, c.sample_id, k=10, mode=answer_mode)
             context = "\n".join(f"- {it.text}" for it in items)
             pred = llm.chat(ANSWER_PROMPT.format(context=context, question=qa.question),

@@ -385,14 +385,16 @@ class BiMemory:
                              and not any(w in st.vocab for st in states))
             vecs = self.embedder.embed([query, *unknown])
             qvec = vecs[0]
-            self._cache_words(unknown, vecs[1:])
+            with self._lock:
+                self._cache_words(unknown, vecs[1:])
         else:
             qvec = query_vector
         with self._lock:
             return retrieve_items(states, query, qvec, k, mode, self.config, self._word_vectors)
 
     def _word_vectors(self, words: list[str]) -> dict[str, Any]:
-        """Vectors of query words no conversation uses, embedded in one call (cached: words recur across queries)."""
+        """Vectors of query words no conversation uses, embedded in one call (cached: words recur across queries).
+        Called under the lock."""
         new = [w for w in words if w not in self._word_cache]
         if new:
             self._cache_words(new, self.embedder.embed(new))
