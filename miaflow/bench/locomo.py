@@ -38,6 +38,17 @@ def turns_recall(ranked_turns: list[str], gold: set[str], k: int) -> float:
     return len(gold.intersection(seen)) / len(gold) if gold else 0.0
 
 
+def _first_sessions(conv: Any, n: int) -> Any:
+    """``conv`` cut to its first ``n`` sessions, with the questions whose evidence lies entirely in them."""
+    import dataclasses
+
+    kept = sorted({t.session for t in conv.turns})[:n]
+    turns = tuple(t for t in conv.turns if t.session in kept)
+    ids = {t.id for t in turns}
+    qa = tuple(q for q in conv.qa if q.evidence and set(q.evidence) <= ids)
+    return dataclasses.replace(conv, turns=turns, qa=qa)
+
+
 def locomo_f1(prediction: str, answer: str, category: int) -> float:
     """The official LoCoMo answer score for one question (token F1 without stemming)."""
     from .._text import token_f1
@@ -68,9 +79,12 @@ def command(
     out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for locomo.json and the PNG chart."),
     modes: str = typer.Option("graph,flat,top_down,bottom_up", "--modes", help="Bi-Mem modes to measure."),
     conversations: int = typer.Option(0, "--conversations", help="Use only the first N conversations (0 = all)."),
+    sessions: int = typer.Option(0, "--sessions", help=(
+        "Use only the first N sessions of each conversation, and the questions whose evidence lies in them "
+        "(0 = all); makes --llm-ingest runs short enough for a small model.")),
     model: str | None = typer.Option(None, "--model", help="Chat model for answer F1 (as load_chat_model takes)."),
     answer_mode: str = typer.Option("graph", "--answer-mode", help="Bi-Mem mode whose context the model reads."),
-    max_answers: int = typer.Option(100, "--max-answers", help="Questions answered by the model (0 = all)."),
+    max_answers: int = typer.Option(100, "--max-answers", help="Questions answered by the model, evenly spaced over the file (0 = all)."),
     llm_ingest: bool = typer.Option(False, "--llm-ingest", help="Build memory with the model (slow) instead of fast mode."),
     store: Path | None = typer.Option(None, "--store", help="Memory folder (default: a temporary folder)."),
     torch_threads: int = typer.Option(0, "--torch-threads", help=(
@@ -94,6 +108,8 @@ def command(
     convs = load_locomo(data)
     if conversations:
         convs = convs[:conversations]
+    if sessions:
+        convs = [_first_sessions(c, sessions) for c in convs]
     llm = None
     if model:
         try:
@@ -112,7 +128,7 @@ def command(
     mem = BiMemory(store, llm=llm if llm_ingest else None)
     mem.embedder.embed(["warm up"])
     report = BenchReport("locomo", out, config={
-        "data": str(data), "conversations": [c.sample_id for c in convs], "modes": mode_list,
+        "data": str(data), "conversations": [c.sample_id for c in convs], "sessions": sessions, "modes": mode_list,
         "model": model, "llm_ingest": llm_ingest, "torch_threads": torch_threads, "bimem_config": mem.config.__dict__})
 
     # ---- ingest, one session at a time (incremental adds)
@@ -249,8 +265,8 @@ def command(
 
         f1s: dict[int, list[float]] = defaultdict(list)
         answered = [(c, qa) for c in convs for qa in c.qa]
-        if max_answers:
-            answered = answered[:max_answers]
+        if max_answers and len(answered) > max_answers:  # evenly spaced, so every category and conversation shows
+            answered = [answered[i * len(answered) // max_answers] for i in range(max_answers)]
         calls0 = time.perf_counter()
         from rich.progress import track
 

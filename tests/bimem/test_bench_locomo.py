@@ -32,7 +32,7 @@ def _locomo_file(path):
 def test_bench_locomo_writes_report(tmp_path, embedder, capsys):
     data = _locomo_file(tmp_path / "tiny.json")
     out = tmp_path / "out"
-    command(data=data, out=out, modes="graph,flat,top_down,bottom_up", conversations=0, model=None,
+    command(data=data, out=out, modes="graph,flat,top_down,bottom_up", conversations=0, sessions=0, model=None,
             answer_mode="graph", max_answers=0, llm_ingest=False, store=None, torch_threads=0)
     payload = json.loads((out / "locomo.json").read_text())
     assert (out / "locomo_recall_by_category.png").stat().st_size > 0
@@ -71,10 +71,17 @@ def test_bench_locomo_answer_f1_with_a_model(tmp_path, embedder, monkeypatch):
     fake = FakeChatModel(answer)
     monkeypatch.setattr(miaflow.llm, "load_chat_model", lambda spec: fake, raising=False)
     out = tmp_path / "out"
-    command(data=_locomo_file(tmp_path / "tiny.json"), out=out, modes="graph", conversations=1, model="fake",
-            answer_mode="graph", max_answers=0, llm_ingest=False, store=None, torch_threads=0)
+    command(data=_locomo_file(tmp_path / "tiny.json"), out=out, modes="graph", conversations=1, sessions=0,
+            model="fake", answer_mode="graph", max_answers=0, llm_ingest=False, store=None, torch_threads=0)
     f1 = json.loads((out / "locomo.json").read_text())["results"]["answer_f1"]
     assert f1["multi-hop"]["f1"] == 1.0  # "Lisbon" for the Pixel question
     assert f1["temporal"]["f1"] == 0.0
     assert f1["adversarial"]["f1"] == 1.0  # abstained
     assert len(fake.calls) == 5
+    # evenly spaced sample of the questions; first sessions only (the questions whose evidence lies in them)
+    fake.calls.clear()
+    command(data=_locomo_file(tmp_path / "tiny.json"), out=out, modes="graph", conversations=1, sessions=2,
+            model="fake", answer_mode="graph", max_answers=1, llm_ingest=False, store=None, torch_threads=0)
+    res = json.loads((out / "locomo.json").read_text())["results"]
+    assert res["ingest"]["turns"] == 12 and res["questions"]["temporal"] == 1
+    assert sum(res["questions"].values()) == 1 and len(fake.calls) == 1
