@@ -255,7 +255,8 @@ def command(
                                             "batched_mean": embed_batched_ms}
     n_scenes = sum(len(mem.scenes(c.sample_id)) for c in convs)
     ingest = {"turns": n_turns, "facts": int(mem.stats["facts"]), "scenes": n_scenes,
-              "ingest_ms_per_turn": ingest_ms, "embed_ms_per_turn": embed_ms, "llm_calls": ingest_calls}
+              "ingest_ms_per_turn": ingest_ms, "embed_ms_per_turn": embed_ms, "llm_calls": ingest_calls,
+              "extraction_fallbacks": int(mem.stats["extraction_fallbacks"])}
     report.table("Ingest (fast mode unless --llm-ingest)", list(ingest), [list(ingest.values())])
     report.results.update({"recall": res, "ingest": ingest, "questions": n_q, "skipped_no_evidence": skipped})
 

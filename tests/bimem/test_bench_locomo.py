@@ -41,6 +41,7 @@ def test_bench_locomo_writes_report(tmp_path, embedder, capsys):
     assert res["skipped_no_evidence"] == 1 and res["questions"]["multi-hop"] == 1
     assert res["recall"]["bimem-graph"]["recall@20"]["cats 1-4"] == 1.0  # 16 turns: everything fits in 20
     assert res["ingest"]["turns"] == len(CONVERSATION) and res["ingest"]["llm_calls"] == 0
+    assert res["ingest"]["extraction_fallbacks"] == 0
     assert "locomo: bimem-graph_recall10_1to4=" in capsys.readouterr().out
 
 
