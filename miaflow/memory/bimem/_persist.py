@@ -17,15 +17,16 @@ from typing import Any
 
 from ...errors import MemoryStoreError
 
-__all__ = ["atomic_write_json", "read_json", "conversation_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "read_json", "conversation_dir"]
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsynced, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(data, ensure_ascii=False))  # one C-encoded string: much faster than json.dump
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -35,6 +36,11 @@ def atomic_write_json(path: Path, data: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    # one C-encoded string: much faster than json.dump
+    atomic_write_bytes(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

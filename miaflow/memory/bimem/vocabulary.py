@@ -17,8 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,21 +121,13 @@ class Vocabulary:
         """Write atomically (temporary file in the same folder, fsync, rename)."""
         import numpy as np
 
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from ._persist import atomic_write_bytes
+
         buf = io.BytesIO()
         words = np.frombuffer(json.dumps(self.words, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
         vecs = self.matrix.astype(np.float16) if self.words else np.zeros((0, 0), dtype=np.float16)
         np.savez(buf, words=words, vectors=vecs)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
