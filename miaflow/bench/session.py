@@ -55,7 +55,7 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", limit: int 
     from ..rl.worker import WorkerConfig
     from ..tools import CorpusIndex
     from ..workflows import ResearchConfig
-    from ..workflows.session import SessionConfig, build_session, load_session_questions
+    from ..workflows.session import SessionConfig, SessionSpec, build_session, load_session_questions
     from .report import BenchReport
 
     offline_env()
@@ -93,11 +93,11 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", limit: int 
         "grpo": {"lr": grpo.learning_rate, "lora_r": grpo.lora_r, "max_completion_length": grpo.max_completion_length}})
     per_arm: dict[str, Any] = {}
     for arm in wanted:
-        cfg = SessionConfig(group_size=group_size, epochs=epochs, window=window, learn=arm == "grpo",
-                            remember=arm != "frozen")
-        sess = build_session(corpus, run_dir / arm, config=cfg, chat=chat, index=index, use_memory=arm != "frozen",
-                             heldback=held, research_config=rc, grpo=grpo,
-                             worker_config=WorkerConfig(poll_seconds=0.5))
+        spec = SessionSpec(session=SessionConfig(group_size=group_size, epochs=epochs, window=window,
+                                                 learn=arm == "grpo", remember=arm != "frozen"),
+                           research=rc, grpo=grpo if arm == "grpo" else None,
+                           worker=WorkerConfig(poll_seconds=0.5), use_memory=arm != "frozen")
+        sess = build_session(corpus, run_dir / arm, spec, chat=chat, index=index, heldback=held)
         a0 = time.perf_counter()
         summary = sess.run(stream)
         wall = time.perf_counter() - a0

@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
         learn: bool = typer.Option(False, "--learn", help="Train the planner with GRPO while answering."),
         judge: str = typer.Option("gold", "--judge", help="gold (EM/F1), llm (evaluators, no gold) or vote."),
         epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the questions."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the session stored under --state."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the session stored under --state (same "
+                                    "question list only)."),
+        restart: bool = typer.Option(False, "--restart", help="Start the question stream over in a --state folder "
+                                     "that holds a session (memory, buffer and adapters are kept)."),
         state: Path = typer.Option(Path("miaflow-session"), "--state", help="Folder holding the session's state."),
         group_size: int = typer.Option(4, "--group-size", min=1, help="Plans per question (GRPO group size)."),
         heldback: int = typer.Option(0, "--heldback", min=0, help="Questions kept back (the last N) to gate "
@@ -28,6 +31,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
         fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
         model: str = typer.Option(None, "--model", help="Model folder (default: the bundled SmolLM2)."),
+        finish_training: bool = typer.Option(True, "--finish-training/--no-finish-training",
+                                             help="With --learn: after the last question, run the GRPO steps "
+                                             "still pending in the buffer."),
     ) -> None:
         """Run a continual test-time learning session over a question stream."""
         from rich.console import Console
@@ -36,8 +42,8 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         try:
-            _run(console, questions, corpus, learn, judge, epochs, resume, state, group_size, heldback, no_memory,
-                 limit, fmt, model)
+            _run(console, questions, corpus, learn, judge, epochs, resume, restart, state, group_size, heldback,
+                 no_memory, limit, fmt, model, finish_training)
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
@@ -46,23 +52,25 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
 
 
-def _run(console, questions, corpus, learn, judge, epochs, resume, state, group_size, heldback, no_memory, limit,
-         fmt, model) -> None:  # noqa: ANN001
+def _run(console, questions, corpus, learn, judge, epochs, resume, restart, state, group_size, heldback,  # noqa: ANN001
+         no_memory, limit, fmt, model, finish_training) -> None:
     from .._import_utils import offline_env
-    from ..workflows.session import SessionConfig, build_session, load_session_questions
+    from ..workflows.session import SessionConfig, SessionSpec, build_session, load_session_questions
 
     offline_env()
     qs = load_session_questions(questions, format=fmt, limit=(limit + heldback) if limit else None)
     held = qs[len(qs) - heldback:] if heldback else []
     stream = qs[: len(qs) - heldback] if heldback else qs
-    cfg = SessionConfig(group_size=group_size, judge=judge, epochs=epochs, learn=learn)
+    spec = SessionSpec(session=SessionConfig(group_size=group_size, judge=judge, epochs=epochs, learn=learn,
+                                             remember=not no_memory, finish_training=finish_training),
+                       use_memory=not no_memory)
     chat = None
     if model:
         from ..llm import LocalChatModel
 
         chat = LocalChatModel(model)
     with console.status("loading the model, the corpus index and the memory..."):
-        sess = build_session(corpus, state, config=cfg, chat=chat, use_memory=not no_memory, heldback=held)
+        sess = build_session(corpus, state, spec, chat=chat, heldback=held)
 
     def show(o) -> None:  # noqa: ANN001
         flag = " [yellow](training)[/]" if o.training else ""
@@ -71,10 +79,19 @@ def _run(console, questions, corpus, learn, judge, epochs, resume, state, group_
                       f"{o.seconds:.1f}s adapter={o.adapter_version}{flag}")
 
     sess.on_outcome = show
-    summary = sess.run(stream, resume=resume)
+    summary = sess.run(stream, resume=resume, restart=restart)
     console.print(f"accuracy by epoch: {[round(a, 3) for a in summary.accuracy_by_epoch]}")
     console.print(f"accuracy by window: {[round(a, 3) for a in summary.accuracy_by_window]}")
     console.print(f"buffer: {summary.buffer}")
     for v in summary.adapter_versions:
         console.print(f"adapter {v['name']}: {v['status']} held_back={v.get('held_back')} loss={v.get('loss')}")
+    if summary.learning is not None:
+        ln = summary.learning
+        console.print(f"training: {ln['steps']} GRPO steps, {ln['promoted']} versions promoted, "
+                      f"{ln['rejected']} rejected, {ln['errors']} failed steps")
+        if ln["gave_up"]:
+            console.print(f"[bold yellow]warning:[/] training stopped after repeated failures ({ln['error']}); "
+                          "the answers above were given without learning from that point")
+        elif ln["error"]:
+            console.print(f"[bold yellow]warning:[/] a GRPO step failed: {ln['error']}")
     console.print(f"state kept in {state} (continue with --resume)")

@@ -1,5 +1,6 @@
 """Online reinforcement learning for miaflow: rewards, the experience buffer, GRPO through TRL, adapter versions
-with an eval gate, the background trainer and the memory <-> weights consolidation loop.
+with an eval gate, the background trainer, the memory <-> weights consolidation loop, and the learning loop's
+per-question turn (:func:`run_group` -> :class:`GroupRollout`) shared by sessions and offline training.
 
 Light on import: torch, trl and peft load only when a GRPO step runs.
 """
@@ -34,6 +35,13 @@ __all__ = [
     "ConsolidationReport",
     "attach_learning",
     "heldback_evaluator",
+    "GroupRollout",
+    "run_group",
+    "rollout_from_results",
+    "judge_scores",
+    "buffer_rollout",
+    "remember_rollout",
+    "planner_completion",
 ]
 
 _WHERE = {
@@ -62,6 +70,13 @@ _WHERE = {
     "ConsolidationReport": "consolidation",
     "attach_learning": "learning",
     "heldback_evaluator": "learning",
+    "GroupRollout": "loop",
+    "run_group": "loop",
+    "rollout_from_results": "loop",
+    "judge_scores": "loop",
+    "buffer_rollout": "loop",
+    "remember_rollout": "loop",
+    "planner_completion": "loop",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)

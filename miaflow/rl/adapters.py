@@ -18,9 +18,7 @@ set and promotes it only when it scores no worse than the promoted version (with
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_json
 from ..errors import InvalidInputError
 
 __all__ = ["AdapterVersion", "AdapterRegistry", "GateDecision", "write_json_atomic", "BASE_VERSION"]
@@ -37,23 +36,7 @@ BASE_VERSION = "v0"
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON to ``path`` so a crash leaves the old file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(str(path.parent), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_json(path, data, indent=1)
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInputError
 from .adapters import write_json_atomic
-from .buffer import ExperienceBuffer, ExperienceGroup
-from .rewards import plan_format_ok, planner_reward
+from .buffer import ExperienceBuffer
+from .loop import buffer_rollout, run_group
 
 __all__ = ["ConsolidationConfig", "ConsolidationReport", "Consolidator"]
 
@@ -34,14 +35,15 @@ class ConsolidationConfig:
 
     min_q: float = field(default=0.3, metadata={"help": "Smallest Q-value of a memory worth replaying."})
     max_prompts: int = field(default=4, metadata={"help": "Memories replayed per consolidation round."})
-    group_size: int = field(default=4, metadata={"help": "Plans sampled per replayed question."})
+    group_size: int | None = field(default=None, metadata={"help": "Plans sampled per replayed question (None: "
+                                                                  "the session's group size, else 4)."})
     absorb_after: int = field(default=1, metadata={"help": "All-correct replays (no memory) before a memory is "
                                                            "absorbed."})
     compact: bool = field(default=True, metadata={"help": "Delete absorbed memories from the store."})
     write_back: bool = field(default=True, metadata={"help": "Store successful replayed plans as memories."})
 
     def __post_init__(self) -> None:
-        if self.max_prompts < 1 or self.group_size < 1 or self.absorb_after < 1:
+        if self.max_prompts < 1 or (self.group_size is not None and self.group_size < 1) or self.absorb_after < 1:
             raise ValueError(f"max_prompts, group_size and absorb_after must be >= 1, got {self.max_prompts}, "
                              f"{self.group_size}, {self.absorb_after}")
 
@@ -60,11 +62,6 @@ class ConsolidationReport:
     """Memories that count as absorbed after this round."""
     compacted: list[str]
     """Memories deleted from the store."""
-
-
-def _completion(result: Any) -> str:
-    raw = getattr(result, "plan_raw", None)
-    return raw if isinstance(raw, str) and raw.strip() else result.plan
 
 
 class Consolidator:
@@ -106,24 +103,14 @@ class Consolidator:
         added = written = 0
         for rec in self.candidates():
             task = f"replay-{tag}-{rec.id}"
-            results = self.workflow.run_group(rec.question, n=cfg.group_size, gold=rec.answer, task_id=task)
-            if not results:
+            try:
+                roll = run_group(self.workflow, rec.question, cfg.group_size or 4, gold=rec.answer,
+                                 judge_mode="gold", task_id=task)
+            except InvalidInputError:  # the workflow returned no results
                 continue
             replayed.append(rec.id)
-            scores = [float(r.score) for r in results]
-            firsts = [float(r.first_score) for r in results]
-            replanned = [bool(r.replan_decision) for r in results]
-            plans = [_completion(r) for r in results]
-            fmt = [bool(not getattr(r, "plan_fallback", False) and plan_format_ok(p)) for r, p in zip(results, plans,
-                                                                                                      strict=True)]
-            rewards = planner_reward(plans, accuracy=scores, first_accuracy=firsts, replanned=replanned,
-                                     format_ok=fmt)
-            group = ExperienceGroup(group_id=task, prompt=list(results[0].planner_messages),
-                                    completions=plans, rewards=rewards,
-                                    columns={"accuracy": scores, "first_accuracy": firsts, "replanned": replanned,
-                                             "format_ok": fmt},
-                                    metadata={"question": rec.question, "memory_id": rec.id, "source": "replay"})
-            if len(results) > 1 and group.prompt and buffer.add(group):
+            scores = roll.scores
+            if buffer_rollout(buffer, roll, metadata={"memory_id": rec.id, "source": "replay"}):
                 added += 1
             if all(s >= 0.5 for s in scores):
                 n = self._state["successes"].get(rec.id, 0) + 1
@@ -133,7 +120,7 @@ class Consolidator:
                     absorbed_now.append(rec.id)
                     continue
             if cfg.write_back:
-                for r, s in zip(results, scores, strict=True):
+                for r, s in zip(roll.results, scores, strict=True):
                     if s >= 0.5:
                         self._write_back(rec, r)
                         written += 1

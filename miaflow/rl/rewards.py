@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-
-from .._text import normalize_answer
 
 __all__ = [
     "PLANNER_WEIGHTS",
@@ -150,18 +147,15 @@ def executor_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
 def majority_vote_scores(answers: Sequence[str]) -> list[float]:
     """Accuracy without gold answers (test-time RL by voting): 1 for answers equal to the group's majority answer.
 
-    Empty answers never win the vote; ties go to the answer seen first.
+    The vote itself is :func:`miaflow.agents.judge.majority_vote` (empty answers never win; ties go to the answer
+    seen first); this gives its agreement scores as the reward column.
 
     >>> majority_vote_scores(["Paris", "paris.", "Lyon", ""])
     [1.0, 1.0, 0.0, 0.0]
     """
-    norm = [normalize_answer(a or "") for a in answers]
-    counts = Counter(a for a in norm if a)
-    if not counts:
-        return [0.0] * len(answers)
-    best = max(counts.values())
-    winner = next(a for a in norm if a and counts[a] == best)
-    return [1.0 if a == winner else 0.0 for a in norm]
+    from ..agents.judge import majority_vote
+
+    return [float(j.score) for j in majority_vote([a or "" for a in answers])[1]]
 
 
 def has_signal(rewards: Sequence[float], eps: float = 1e-9) -> bool:

@@ -96,9 +96,14 @@ class TrainingWorker:
         self._turn = 0
         self.failures = 0
         self.error: BaseException | None = None
+        self.gave_up = False
+        """True once the thread stopped after ``max_failures`` failed steps in a row (answering goes on)."""
 
     # ----- control -----
     def start(self) -> TrainingWorker:
+        """Start the thread (a worker that gave up stays stopped: its failures are reported, not retried)."""
+        if self.gave_up:
+            return self
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="miaflow-grpo", daemon=True)
@@ -119,6 +124,13 @@ class TrainingWorker:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, object]:
+        """What the worker did, for reports: steps run, versions promoted / rejected, and whether it gave up."""
+        kinds = [e.kind for e in self.events]
+        return {"steps": kinds.count("step_end"), "promoted": kinds.count("promoted"),
+                "rejected": kinds.count("rejected"), "errors": kinds.count("error"), "gave_up": self.gave_up,
+                "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}"}
 
     def drain(self, timeout: float | None = None) -> None:
         """Run steps in the calling thread until no role has a full step pending (for benchmarks and tests)."""
@@ -203,6 +215,9 @@ class TrainingWorker:
                 self.failures += 1
                 self._emit(WorkerEvent(kind="error", role="?", at=time.monotonic(), error=repr(e)))
                 if self.failures >= self.config.max_failures:
+                    self.gave_up = True
+                    log.warning("GRPO training stopped after %d failed steps in a row (last error: %s: %s); "
+                                "answering goes on without learning", self.failures, type(e).__name__, e)
                     return
                 result = None
             if result is None:

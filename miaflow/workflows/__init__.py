@@ -11,6 +11,7 @@ from .session import (
     Session,
     SessionConfig,
     SessionQuestion,
+    SessionSpec,
     SessionSummary,
     build_session,
     load_session_questions,
@@ -18,5 +19,5 @@ from .session import (
 from .state import ResearchConfig, ResearchResult, ResearchState
 
 __all__ = ["ResearchWorkflow", "ResearchResult", "ResearchConfig", "ResearchState", "ResearchBuilder",
-           "build_research_graph", "build_group_graph", "Session", "SessionConfig", "SessionQuestion",
+           "build_research_graph", "build_group_graph", "Session", "SessionConfig", "SessionSpec", "SessionQuestion",
            "QuestionOutcome", "SessionSummary", "build_session", "load_session_questions"]

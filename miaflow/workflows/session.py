@@ -7,14 +7,23 @@ incorrect) with its Q-value updates on the memories it used, and the group goes 
 buffer. With ``learn=True`` a background :class:`~miaflow.rl.TrainingWorker` turns buffered groups into GRPO steps
 and eval-gated adapter versions; answering never waits for it.
 
+Every setting lives in one frozen :class:`SessionSpec` (session, research, GRPO, worker and consolidation
+settings), which derives the values those configs share (the group size, the planner adapter's name, the judge
+without gold) and refuses contradictions. The per-question work (run the group, judge, reward, buffer, remember)
+is :mod:`miaflow.rl.loop`'s.
+
 Durability: the position in the stream is written (atomically) only after a question's group, memories and
 outcome line are stored, so a kill at any point redoes at most the question it was on: the buffer keeps the first
 copy of its group, utility updates count once per (task, memory), and the outcome log keeps one line per
-question. ``resume=True`` continues from the recorded position.
+question. Before a question is answered its task id goes into ``progress.json``; a resume deletes the memories
+that cut-short attempt wrote, so the redo does not recall its own aborted runs. ``resume=True`` continues from the
+recorded position, and only on the same question list (a fingerprint of it is stored); ``restart=True`` starts
+the stream over, keeping memory, buffer and adapters (the old outcome log is kept beside).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -24,13 +33,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_json
 from ..errors import InvalidInputError
-from ..rl.adapters import write_json_atomic
-from ..rl.buffer import ExperienceBuffer, ExperienceGroup
-from ..rl.rewards import majority_vote_scores, plan_format_ok, planner_reward
+from ..rl.buffer import ExperienceBuffer
+from ..rl.consolidation import ConsolidationConfig
+from ..rl.grpo import GRPOSettings
+from ..rl.loop import buffer_rollout, forget_runs, planner_completion, remember_rollout, run_group
+from ..rl.worker import WorkerConfig
+from .state import ResearchConfig
 
 __all__ = [
     "SessionConfig",
+    "SessionSpec",
     "SessionQuestion",
     "QuestionOutcome",
     "Session",
@@ -39,6 +53,7 @@ __all__ = [
     "load_session_questions",
     "iter_outcomes",
     "planner_completion",
+    "questions_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +71,8 @@ class SessionConfig:
     window: int = field(default=10, metadata={"help": "Questions per window in the accuracy report."})
     consolidate_every: int = field(default=0, metadata={"help": "Replay high-utility memories every N questions "
                                                                 "(0: never)."})
+    finish_training: bool = field(default=True, metadata={"help": "With learn: after the last question, run the "
+                                                                   "GRPO steps still pending in the buffer."})
 
     def __post_init__(self) -> None:
         if self.group_size < 1:
@@ -68,6 +85,97 @@ class SessionConfig:
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.consolidate_every < 0:
             raise ValueError(f"consolidate_every must be >= 0, got {self.consolidate_every}")
+
+
+PLANNER_ADAPTER = "planner"
+"""Name the trained planner adapter serves under when the research settings name none."""
+
+
+def with_planner_adapter(research: ResearchConfig, name: str | None) -> ResearchConfig:
+    """``research`` with the planner adapter set in both places that name it (run and planner settings)."""
+    return replace(research, planner_adapter=name, planner=replace(research.planner, adapter=name))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionSpec:
+    """Every setting of a session, in one frozen object; each shared value has one owner.
+
+    ``__post_init__`` derives what several configs share and rejects settings that contradict each other (the
+    message names both fields):
+
+    - the group size is ``session.group_size``; it becomes ``grpo.num_generations`` (GRPO settings are created
+      when learning and none are given) and ``consolidation.group_size``;
+    - the planner adapter has one name, in ``research.planner_adapter`` and ``research.planner.adapter`` alike
+      (``"planner"`` when learning and neither names one);
+    - the judge without gold follows ``session.judge`` ('llm': the evaluators; 'gold' and 'vote': none).
+    """
+
+    session: SessionConfig = field(default_factory=SessionConfig, metadata={"help": "How the session answers."})
+    research: ResearchConfig = field(default_factory=ResearchConfig, metadata={"help": "Research run settings."})
+    grpo: GRPOSettings | None = field(default=None, metadata={"help": "GRPO settings (None: derived when "
+                                                                       "learning)."})
+    worker: WorkerConfig = field(default_factory=WorkerConfig, metadata={"help": "Background trainer pacing."})
+    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig,
+                                               metadata={"help": "Memory replay settings."})
+    use_memory: bool = field(default=True, metadata={"help": "Keep a trajectory store under the state folder."})
+
+    def __post_init__(self) -> None:
+        s = self.session
+        n = s.group_size
+        grpo = self.grpo
+        if s.learn and n < 2:
+            raise ValueError(f"session.group_size={n} with session.learn=True: GRPO (grpo.num_generations) needs "
+                             "at least 2 plans per question")
+        if grpo is not None:
+            if grpo.num_generations != n:
+                raise ValueError(f"grpo.num_generations={grpo.num_generations} contradicts session.group_size={n}: "
+                                 "both are the plans per question; set them alike or pass grpo=None to derive it")
+            if grpo.role != "planner":
+                raise ValueError(f"grpo.role={grpo.role!r}: a session trains the planner")
+        elif s.learn:
+            grpo = GRPOSettings(num_generations=n)
+        cons = self.consolidation
+        if cons.group_size is None:
+            cons = replace(cons, group_size=n)
+        elif cons.group_size != n:
+            raise ValueError(f"consolidation.group_size={cons.group_size} contradicts session.group_size={n}: "
+                             "replayed groups train the same planner; leave consolidation.group_size at None")
+        if not self.use_memory and s.consolidate_every:
+            raise ValueError(f"session.consolidate_every={s.consolidate_every} needs the trajectory memory, but "
+                             "use_memory=False")
+        if not self.use_memory and s.remember:
+            raise ValueError("session.remember=True contradicts use_memory=False: there is no memory to write to")
+        r = self.research
+        a, b = r.planner_adapter, r.planner.adapter
+        if a is not None and b is not None and a != b:
+            raise ValueError(f"research.planner_adapter={a!r} contradicts research.planner.adapter={b!r}: the "
+                             "planner has one adapter")
+        name = a if a is not None else b
+        if s.learn and name is None:
+            name = PLANNER_ADAPTER
+        r = with_planner_adapter(r, name)
+        r = replace(r, judge=replace(r.judge, without_gold="evaluators" if s.judge == "llm" else "none"))
+        object.__setattr__(self, "grpo", grpo)
+        object.__setattr__(self, "consolidation", cons)
+        object.__setattr__(self, "research", r)
+
+    @property
+    def planner_adapter(self) -> str | None:
+        """The planner adapter's one name (None: the base model)."""
+        return self.research.planner_adapter
+
+    @classmethod
+    def from_parts(cls, *, config: SessionConfig | None = None, research_config: ResearchConfig | None = None,
+                   grpo: GRPOSettings | None = None, worker_config: WorkerConfig | None = None,
+                   consolidation: ConsolidationConfig | None = None, use_memory: bool = True) -> SessionSpec:
+        """A spec from the separate settings :func:`build_session` used to take (a session without memory
+        remembers nothing, as before)."""
+        config = config or SessionConfig()
+        if not use_memory and config.remember:
+            config = replace(config, remember=False)
+        return cls(session=config, research=research_config or ResearchConfig(), grpo=grpo,
+                   worker=worker_config or WorkerConfig(), consolidation=consolidation or ConsolidationConfig(),
+                   use_memory=use_memory)
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -121,6 +229,8 @@ class SessionSummary:
     accuracy_by_window: list[float]
     buffer: dict[str, Any]
     adapter_versions: list[dict[str, Any]]
+    learning: dict[str, Any] | None = None
+    """The trainer's status with learning on (steps, promoted, errors, ``gave_up`` and the last error)."""
 
 
 def load_session_questions(path: str | Path, format: str = "auto", limit: int | None = None  # noqa: A002
@@ -148,29 +258,51 @@ def load_session_questions(path: str | Path, format: str = "auto", limit: int | 
     return [SessionQuestion(id=q.id, question=q.question, gold=q.answer) for q in qs]
 
 
-def planner_completion(result: Any) -> str:
-    """The text the planner model generated for a result: its raw output when the workflow keeps it
-    (``plan_raw``), else the parsed numbered plan. GRPO must train on what the model sampled."""
-    raw = getattr(result, "plan_raw", None)
-    return raw if isinstance(raw, str) and raw.strip() else result.plan
+def questions_fingerprint(questions: Sequence[SessionQuestion]) -> str:
+    """A short digest of a question list (ids, questions and gold answers, in order).
+
+    >>> questions_fingerprint([SessionQuestion(id="a", question="Q?")]) == questions_fingerprint(
+    ...     [SessionQuestion(id="a", question="Q?")])
+    True
+    """
+    h = hashlib.sha256()
+    for q in questions:
+        h.update(json.dumps([q.id, q.question, q.gold], ensure_ascii=False).encode("utf-8") + b"\n")
+    return h.hexdigest()[:20]
 
 
 class _Progress:
-    """``progress.json`` (position) and ``outcomes.jsonl`` (one fsynced line per answered question)."""
+    """``progress.json`` (position, question-list fingerprint, run number, the question in flight) and
+    ``outcomes.jsonl`` (one fsynced line per answered question)."""
 
     def __init__(self, root: Path):
         self.root = root
         self.path = root / "progress.json"
         self.log = root / "outcomes.jsonl"
 
-    def position(self) -> tuple[int, int]:
+    def read(self) -> dict[str, Any]:
         if not self.path.exists():
-            return 0, 0
-        data = json.loads(self.path.read_text())
-        return int(data["epoch"]), int(data["index"])
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InvalidInputError(f"{self.path} is unreadable ({e}); restore it or start over with --restart"
+                                    ) from None
+        if not isinstance(data, dict) or "epoch" not in data or "index" not in data:
+            raise InvalidInputError(f"{self.path} is not a session progress file; start over with --restart")
+        return data
+
+    def position(self) -> tuple[int, int]:
+        data = self.read()
+        return (int(data["epoch"]), int(data["index"])) if data else (0, 0)
 
     def save(self, epoch: int, index: int, **extra: Any) -> None:
-        write_json_atomic(self.path, {"epoch": epoch, "index": index, "updated_at": time.time(), **extra})
+        atomic_write_json(self.path, {"epoch": epoch, "index": index, "updated_at": time.time(), **extra}, indent=1)
+
+    def archive(self, run: int) -> None:
+        """Keep the outcome log of run ``run`` beside (``outcomes-run{run}.jsonl``) before starting over."""
+        if self.log.exists():
+            os.replace(self.log, self.root / f"outcomes-run{run}.jsonl")
 
     def append(self, outcome: QuestionOutcome) -> None:
         with self.log.open("a", encoding="utf-8") as f:
@@ -213,92 +345,114 @@ class Session:
         self.consolidator = consolidator
         self.on_outcome = on_outcome
         self.progress = _Progress(self.state_dir)
+        self._warned = False
 
     # ----- one question -----
-    def _judge(self, q: SessionQuestion, results: list[Any]) -> tuple[list[float], list[float]]:
-        if self.config.judge == "vote":
-            return (majority_vote_scores([r.answer for r in results]),
-                    majority_vote_scores([r.first_answer for r in results]))
-        return [float(r.score) for r in results], [float(r.first_score) for r in results]
+    def task_id(self, q: SessionQuestion, epoch: int = 0, run: int = 0) -> str:
+        """Task (and buffer group) id of a question in an epoch; runs after a restart get their own ids."""
+        return f"e{epoch}-{q.id}" if run == 0 else f"r{run}-e{epoch}-{q.id}"
 
-    def answer(self, q: SessionQuestion, *, epoch: int = 0, index: int = 0) -> QuestionOutcome:
+    def answer(self, q: SessionQuestion, *, epoch: int = 0, index: int = 0, run: int = 0) -> QuestionOutcome:
         """Answer one question with a group of plans, score, remember, and buffer the group."""
         cfg = self.config
         training = bool(self.worker is not None and self.worker.training.is_set())
         version = self.adapter_version()
-        task_id = f"e{epoch}-{q.id}"
-        t0 = time.perf_counter()
-        gold = q.gold if cfg.judge == "gold" else None
-        results = self.workflow.run_group(q.question, n=cfg.group_size, gold=gold, task_id=task_id)
-        seconds = time.perf_counter() - t0
-        if not results:
-            raise InvalidInputError(f"the workflow returned no results for {q.id}")
-        scores, firsts = self._judge(q, results)
-        plans = [planner_completion(r) for r in results]
-        fmt = [bool(not getattr(r, "plan_fallback", False) and plan_format_ok(p)) for r, p in zip(results, plans,
-                                                                                                  strict=True)]
-        replanned = [bool(r.replan_decision) for r in results]
-        rewards = planner_reward(plans, accuracy=scores, first_accuracy=firsts, replanned=replanned, format_ok=fmt)
-        group = ExperienceGroup(
-            group_id=f"e{epoch}-{q.id}", role="planner", prompt=list(results[0].planner_messages),
-            completions=plans, rewards=rewards,
-            columns={"accuracy": scores, "first_accuracy": firsts, "replanned": replanned, "format_ok": fmt},
-            metadata={"question": q.question, "task_id": task_id, "adapter_version": version, "judge": cfg.judge},
-        )
-        if len(results) > 1 and group.prompt:
-            self.buffer.add(group)
-        if cfg.remember and hasattr(self.workflow, "remember"):
-            for k, (r, s) in enumerate(zip(results, scores, strict=True)):
-                label = "correct" if s >= 0.5 else "incorrect"
-                if cfg.judge == "vote" or r.judgement == "unknown":
-                    r = replace(r, judgement=label, score=s)
-                # each plan is its own use of the recalled memories (own task id, so each update counts once)
-                self.workflow.remember(replace(r, task_id=f"{task_id}/p{k}"))
+        task_id = self.task_id(q, epoch, run)
+        roll = run_group(self.workflow, q.question, cfg.group_size, gold=q.gold, judge_mode=cfg.judge,
+                         task_id=task_id, adapter_version=version)
+        buffer_rollout(self.buffer, roll, group_id=task_id)
+        if cfg.remember:
+            remember_rollout(self.workflow, roll)
         gold_acc = None
         if q.gold is not None:
             from .._text import token_f1
 
-            gold_acc = sum(float(token_f1(r.answer, q.gold) >= 0.5) for r in results) / len(results)
+            gold_acc = sum(float(token_f1(a, q.gold) >= 0.5) for a in roll.answers) / roll.n
         outcome = QuestionOutcome(
-            epoch=epoch, index=index, qid=q.id, question=q.question, gold=q.gold, answers=[r.answer for r in results],
-            scores=scores, rewards=rewards, accuracy=sum(scores) / len(scores), gold_accuracy=gold_acc,
-            zero_variance=not group.has_signal, seconds=seconds, training=training, adapter_version=version,
-            used_memories=len(results[0].used_memory_ids),
+            epoch=epoch, index=index, qid=q.id, question=q.question, gold=q.gold, answers=list(roll.answers),
+            scores=list(roll.scores), rewards=list(roll.planner_rewards), accuracy=roll.accuracy,
+            gold_accuracy=gold_acc, zero_variance=not roll.has_signal, seconds=roll.seconds, training=training,
+            adapter_version=version, used_memories=len(roll.used_memory_ids),
         )
         self.progress.append(outcome)
         if self.worker is not None:
             self.worker.notify()
+            if self.worker.gave_up and not self._warned:
+                self._warned = True
+                log.warning("the GRPO trainer gave up (%s); this session goes on answering without learning",
+                            self.worker.status()["error"])
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         return outcome
 
     # ----- the stream -----
-    def run(self, questions: Sequence[SessionQuestion], *, resume: bool = False) -> SessionSummary:
-        """Answer every question ``config.epochs`` times; with ``resume`` start where the last run stopped."""
+    def _start(self, questions: Sequence[SessionQuestion], resume: bool, restart: bool) -> tuple[int, int, int]:
+        """(epoch, index, run) to start from; checks the stored question list and rolls back a cut-short
+        question's memory writes."""
+        data = self.progress.read()
+        fp = questions_fingerprint(questions)
+        if data and restart:
+            run = int(data.get("run", 0)) + 1
+            self.progress.archive(run - 1)
+            self.progress.save(0, 0, questions=len(questions), fingerprint=fp, run=run)
+            return 0, 0, run
+        if data and not resume:
+            raise InvalidInputError(f"{self.state_dir} holds a session already: pass resume=True (--resume) to "
+                                    "continue it, restart=True (--restart) to start the stream over, or use "
+                                    "another state folder")
+        if not data:
+            return 0, 0, 0
+        stored = data.get("fingerprint")
+        if stored is not None and stored != fp:
+            raise InvalidInputError(
+                f"{self.state_dir} holds a session on a different question list ({data.get('questions')} questions, "
+                f"fingerprint {stored}; given {len(questions)} questions, fingerprint {fp}): resume with the same "
+                "questions, or pass restart=True (--restart) to start over on these")
+        run = int(data.get("run", 0))
+        inflight = data.get("inflight")
+        if isinstance(inflight, dict) and inflight.get("task_id"):
+            gone = forget_runs(self.workflow, str(inflight["task_id"]), int(inflight.get("plans", 0)))
+            if gone:
+                log.info("removed %d memories written by the cut-short attempt at %s", gone, inflight["task_id"])
+        return int(data["epoch"]), int(data["index"]), run
+
+    def run(self, questions: Sequence[SessionQuestion], *, resume: bool = False, restart: bool = False
+            ) -> SessionSummary:
+        """Answer every question ``config.epochs`` times. ``resume`` starts where the last run stopped (same
+        question list only); ``restart`` starts the stream over in a session folder that holds one."""
         questions = list(questions)
         if not questions:
             raise InvalidInputError("no questions to answer")
-        epoch0, index0 = self.progress.position() if resume else (0, 0)
-        if not resume and self.progress.path.exists():
-            raise InvalidInputError(f"{self.state_dir} holds a session already: pass resume=True (--resume) to "
-                                    "continue it, or use another state folder")
-        if self.worker is not None and self.config.learn:
+        epoch0, index0, run = self._start(questions, resume, restart)
+        meta = {"questions": len(questions), "fingerprint": questions_fingerprint(questions), "run": run}
+        learning = self.worker is not None and self.config.learn
+        if learning:
             self.worker.start()
         done = 0
         try:
             for epoch in range(epoch0, self.config.epochs):
                 start = index0 if epoch == epoch0 else 0
                 for index in range(start, len(questions)):
-                    self.answer(questions[index], epoch=epoch, index=index)
+                    q = questions[index]
+                    self.progress.save(epoch, index, **meta, inflight={"task_id": self.task_id(q, epoch, run),
+                                                                       "plans": self.config.group_size})
+                    self.answer(q, epoch=epoch, index=index, run=run)
                     done += 1
-                    self.progress.save(epoch, index + 1, questions=len(questions))
+                    self.progress.save(epoch, index + 1, **meta)
                     if self.consolidator is not None and self.config.consolidate_every and \
                             done % self.config.consolidate_every == 0:
-                        self.consolidator.run(self.buffer, tag=f"e{epoch}-i{index}")
-                self.progress.save(epoch + 1, 0, questions=len(questions))
+                        self.consolidator.run(self.buffer, tag=f"e{epoch}-i{index}" if run == 0 else
+                                              f"r{run}-e{epoch}-i{index}")
+                self.progress.save(epoch + 1, 0, **meta)
         finally:
-            if self.worker is not None and self.config.learn:
+            if learning:
                 self.worker.stop(timeout=None)
+        if learning and self.config.finish_training and not self.worker.gave_up:
+            try:
+                self.worker.drain()
+            except Exception as e:  # answering is done and stored; report the failure, do not lose the summary
+                log.warning("the GRPO steps after the last question failed: %s: %s", type(e).__name__, e)
+                self.worker.error = e
         return self.summary()
 
     def summary(self) -> SessionSummary:
@@ -321,6 +475,7 @@ class Session:
             buffer={"total": st.total, "pending": st.pending, "trained": st.trained,
                     "zero_variance": st.zero_variance, "zero_variance_share": st.zero_variance_share},
             adapter_versions=versions,
+            learning=self.worker.status() if self.worker is not None else None,
         )
 
 
@@ -329,20 +484,31 @@ def iter_outcomes(state_dir: str | Path) -> Iterable[QuestionOutcome]:
     return _Progress(Path(state_dir)).outcomes()
 
 
-def build_session(corpus: Any, state_dir: str | Path, *, config: SessionConfig | None = None, chat: Any = None,
-                  index: Any = None, use_memory: bool = True, heldback: Sequence[SessionQuestion] = (),
-                  research_config: Any = None, grpo: Any = None, worker_config: Any = None,
-                  consolidation: Any = None) -> Session:
-    """Wire a session from parts: the serving model (default: the bundled local model), the corpus index, a
-    trajectory store under ``state_dir/memory`` (``use_memory``), the judge, and with ``config.learn`` the GRPO
-    worker gated on ``heldback`` questions (no gate when empty: every version is promoted).
-    """
-    from ..agents.judge import JudgeConfig
-    from ..rl.buffer import ExperienceBuffer
-    from .research import ResearchWorkflow
-    from .state import ResearchConfig
+def build_session(corpus: Any, state_dir: str | Path, spec: SessionSpec | None = None, *, chat: Any = None,
+                  index: Any = None, heldback: Sequence[SessionQuestion] = (), config: SessionConfig | None = None,
+                  use_memory: bool | None = None, research_config: ResearchConfig | None = None,
+                  grpo: GRPOSettings | None = None, worker_config: WorkerConfig | None = None,
+                  consolidation: ConsolidationConfig | None = None) -> Session:
+    """Wire a session from ``spec``: the serving model (default: the bundled local model), the corpus index, a
+    trajectory store under ``state_dir/memory`` (``spec.use_memory``), the judge, and with ``spec.session.learn``
+    the GRPO worker gated on ``heldback`` questions (no gate when empty: every version is promoted).
 
-    config = config or SessionConfig()
+    The separate settings (``config``, ``use_memory``, ``research_config``, ``grpo``, ``worker_config``,
+    ``consolidation``) are the older way to say the same; they are combined with :meth:`SessionSpec.from_parts`
+    and cannot be mixed with ``spec``.
+    """
+    from .research import ResearchWorkflow
+
+    parts = {"config": config, "use_memory": use_memory, "research_config": research_config, "grpo": grpo,
+             "worker_config": worker_config, "consolidation": consolidation}
+    given = [k for k, v in parts.items() if v is not None]
+    if spec is None:
+        spec = SessionSpec.from_parts(config=config, research_config=research_config, grpo=grpo,
+                                      worker_config=worker_config, consolidation=consolidation,
+                                      use_memory=True if use_memory is None else use_memory)
+    elif given:
+        raise ValueError(f"pass either spec or the separate settings, not both (got spec and {', '.join(given)})")
+    cfg, rc = spec.session, spec.research
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     if chat is None:
@@ -354,37 +520,33 @@ def build_session(corpus: Any, state_dir: str | Path, *, config: SessionConfig |
 
         index = CorpusIndex.open(corpus, index_dir=state / "index")
     store = None
-    if use_memory:
+    if spec.use_memory:
         from ..memory import TrajectoryStore
 
         store = TrajectoryStore(state / "memory")
-    rc = research_config or ResearchConfig()
-    judge = replace(rc.judge, without_gold="evaluators" if config.judge == "llm" else "none") \
-        if isinstance(rc.judge, JudgeConfig) else rc.judge
-    rc = replace(rc, judge=judge, planner_adapter="planner" if config.learn else rc.planner_adapter)
     workflow = ResearchWorkflow(planner=chat, index=index, store=store, config=rc)
     buffer = ExperienceBuffer(state / "buffer.sqlite")
 
     def without_memory(adapter: str | None) -> Any:
-        return ResearchWorkflow(planner=chat, index=index, store=None, config=replace(rc, planner_adapter=adapter))
+        return ResearchWorkflow(planner=chat, index=index, store=None, config=with_planner_adapter(rc, adapter))
 
     worker = None
     version: Callable[[], str | None] = lambda: None  # noqa: E731
-    if config.learn:
+    if cfg.learn:
         from ..rl.learning import attach_learning, heldback_evaluator
 
         evaluator = heldback_evaluator(chat, without_memory, list(heldback)) if heldback else None
-        worker = attach_learning(chat, state, buffer, settings=grpo, worker_config=worker_config,
-                                 evaluator=evaluator)
+        worker = attach_learning(chat, state, buffer, settings=spec.grpo, worker_config=spec.worker,
+                                 evaluator=evaluator, adapter_name=spec.planner_adapter or PLANNER_ADAPTER)
         registry = worker.roles[0].registry
         version = lambda: registry.promoted.name  # noqa: E731
     consolidator = None
-    if config.consolidate_every and store is not None:
+    if cfg.consolidate_every and store is not None:
         from ..rl.consolidation import Consolidator
 
-        consolidator = Consolidator(store, without_memory(rc.planner_adapter), state / "consolidation.json",
-                                    config=consolidation)
-    write_json_atomic(state / "session.json", {"config": asdict(config), "use_memory": use_memory,
-                                               "heldback": [q.id for q in heldback], "model": getattr(chat, "name", "")})
-    return Session(workflow, state, config=config, buffer=buffer, worker=worker, adapter_version=version,
+        consolidator = Consolidator(store, without_memory(spec.planner_adapter), state / "consolidation.json",
+                                    config=spec.consolidation)
+    atomic_write_json(state / "session.json", {"spec": asdict(spec), "heldback": [q.id for q in heldback],
+                                               "model": getattr(chat, "name", "")}, indent=1)
+    return Session(workflow, state, config=cfg, buffer=buffer, worker=worker, adapter_version=version,
                    consolidator=consolidator)
