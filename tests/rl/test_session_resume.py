@@ -1,0 +1,141 @@
+"""Resume trusts nothing: a different question list is refused (or restarted on request), and the memories written
+by a question cut short are not recalled by its own redo (the final memory equals an uninterrupted run's)."""
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from miaflow.errors import InvalidInputError
+from miaflow.rl import ExperienceBuffer
+from miaflow.workflows.session import Session, SessionConfig, SessionQuestion
+
+_spec = importlib.util.spec_from_file_location("rl_fakes", Path(__file__).parent / "_fakes.py")
+fakes = sys.modules.get("rl_fakes") or importlib.util.module_from_spec(_spec)
+if "rl_fakes" not in sys.modules:
+    sys.modules["rl_fakes"] = fakes
+    _spec.loader.exec_module(fakes)
+
+
+def test_resume_refuses_another_question_list_and_restart_starts_over(tmp_path):
+    state = tmp_path / "state"
+    qs = fakes.questions(4)
+    with pytest.raises(RuntimeError, match="injected"):
+        Session(fakes.FakeWorkflow(tmp_path / "mem", fail_on="number 2?"), state).run(qs)
+    other = [SessionQuestion(id=q.id, question=q.question.replace("number", "No."), gold=q.gold) for q in qs]
+    with pytest.raises(InvalidInputError, match="different question list") as err:
+        Session(fakes.FakeWorkflow(tmp_path / "mem"), state).run(other, resume=True)
+    assert "--restart" in str(err.value)
+    with pytest.raises(InvalidInputError, match="different question list"):  # reordered is different too
+        Session(fakes.FakeWorkflow(tmp_path / "mem"), state).run(qs[::-1], resume=True)
+    wf = fakes.FakeWorkflow(tmp_path / "mem")
+    summary = Session(wf, state).run(other, restart=True)
+    assert wf.calls == [q.question for q in other]  # from the start of the new list
+    assert [o.qid for o in summary.outcomes] == [q.id for q in other]
+    assert (state / "outcomes-run0.jsonl").exists()  # the first run's log is kept
+    buf = ExperienceBuffer(state / "buffer.sqlite")
+    assert buf.stats().total == 2 + 4  # the new run's groups are new groups, not taken for re-adds
+    assert json.loads((state / "progress.json").read_text())["run"] == 1
+    # the same list resumes (nothing left to do)
+    assert len(Session(fakes.FakeWorkflow(tmp_path / "mem"), state).run(other, resume=True).outcomes) == 4
+
+
+@dataclass(frozen=True)
+class _Hit:
+    doc_id: str
+    title: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class _Doc:
+    id: str
+    title: str
+    text: str
+    source: str = ""
+
+
+class _Index:
+    DOCS = {"band": ("Tinted Windows", "The first performance of Tinted Windows was in Tulsa."),
+            "city": ("Paris", "Paris is the capital of France.")}
+
+    def search(self, query, k=5):
+        words = set(query.lower().split())
+        hits = [(len(words & set((t + " " + x).lower().split())), d) for d, (t, x) in self.DOCS.items()]
+        return [_Hit(d, *self.DOCS[d], float(s)) for s, d in sorted(hits, reverse=True) if s > 0][:k]
+
+    def open_document(self, doc_id):
+        return _Doc(doc_id, *self.DOCS[doc_id])
+
+
+def _reply(messages, cfg):
+    text = messages[-1]["content"]
+    if "Documents:" in text:
+        return "Tulsa [band]" if "Tulsa" in text else "Paris [city]"
+    if "yes (replan)" in text:
+        return "no"
+    if "numbered" in text:
+        return "Thinking: one hop.\n1. Search for the first performance\n2. Answer the question"
+    return "ok"
+
+
+class Cut(Exception):
+    pass
+
+
+class _WordsEmbedder:
+    """Bag of words hashed to fixed random vectors: the same question gets the same vector (fast; the store is real)."""
+
+    dim = 32
+
+    def embed(self, texts):
+        import hashlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i] += np.random.default_rng(int(hashlib.md5(w.encode()).hexdigest()[:8], 16)).standard_normal(32)
+            out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
+        return out
+
+
+def _memories(store):
+    return sorted((r.task_id, r.question, r.answer) for r in store.iter_records())
+
+
+def test_a_cut_short_question_does_not_recall_its_own_memories_on_redo(tmp_path):
+    from miaflow.memory import TrajectoryStore
+    from miaflow.testing import FakeChatModel
+    from miaflow.workflows import ResearchConfig, ResearchWorkflow
+
+    qs = [SessionQuestion(id="a", question="Where was the first performance of Tinted Windows?", gold="Tulsa"),
+          SessionQuestion(id="b", question="What is the capital of France?", gold="Paris")]
+    cfg = SessionConfig(group_size=2)
+
+    def workflow(root):
+        return ResearchWorkflow(planner=FakeChatModel(_reply), index=_Index(), store=TrajectoryStore(root, embedder=_WordsEmbedder()),
+                                config=ResearchConfig(reflect=False))
+
+    clean = workflow(tmp_path / "clean-mem")
+    reference = Session(clean, tmp_path / "clean", config=cfg).run(qs)
+
+    wf = workflow(tmp_path / "mem")
+    sess = Session(wf, tmp_path / "state", config=cfg)
+
+    def cut_after_writing(outcome):  # everything of question 'a' is stored, the position has not moved yet
+        raise Cut
+
+    sess.on_outcome = cut_after_writing
+    with pytest.raises(Cut):
+        sess.run(qs)
+    assert wf.store.count() >= 1 and json.loads((tmp_path / "state" / "progress.json").read_text())["index"] == 0
+    redo = Session(wf, tmp_path / "state", config=cfg).run(qs, resume=True)
+    assert [o.used_memories for o in redo.outcomes] == [o.used_memories for o in reference.outcomes]
+    assert redo.outcomes[0].used_memories == 0  # it did not recall the attempt that was cut short
+    assert _memories(wf.store) == _memories(clean.store)
