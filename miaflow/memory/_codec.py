@@ -16,7 +16,7 @@ __all__ = ["STATIC_KEYS", "to_metadata", "from_metadata", "static_fields", "pack
 
 STATIC_KEYS = (
     "task_id", "question", "plan", "summary", "answer", "judgement", "reward", "evidence_ids", "model",
-    "adapter_version", "created_at", "original_tokens", "summary_tokens", "compressed_by",
+    "adapter_version", "created_at", "original_tokens", "summary_tokens", "compressed_by", "cited_ids", "queries",
 )
 
 
@@ -49,6 +49,8 @@ def to_metadata(rec: MemoryRecord) -> dict[str, Any]:
         "original_tokens": int(rec.original_tokens),
         "summary_tokens": int(rec.summary_tokens),
         "compressed_by": rec.compressed_by,
+        "cited_ids": list(rec.cited_ids),
+        "queries": list(rec.queries),
     })
 
 
@@ -75,4 +77,6 @@ def from_metadata(rec_id: str, meta: Mapping[str, Any], namespace: str, util: Ut
         original_tokens=int(f.get("original_tokens", 0)),
         summary_tokens=int(f.get("summary_tokens", 0)),
         compressed_by=str(f.get("compressed_by", "extractive")),
+        cited_ids=tuple(str(e) for e in f.get("cited_ids") or ()),
+        queries=tuple(str(q) for q in f.get("queries") or ()),
     )

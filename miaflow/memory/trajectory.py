@@ -70,6 +70,10 @@ class Trajectory:
     """Executor steps (stored as a tuple): strings, or mappings with keys such as action/tool, purpose/thought, input/query, output."""
     evidence_ids: Sequence[str] = ()
     """Ids of the documents the executor read (stored as a tuple)."""
+    cited_ids: Sequence[str] = ()
+    """Ids of the documents the answer cited (stored as a tuple): the evidence that made the run work."""
+    queries: Sequence[str] = ()
+    """Search queries whose results held a cited document; derived from ``steps`` when empty."""
     answer: str = ""
     """The final answer."""
     judgement: Judgement = "unknown"
@@ -94,6 +98,8 @@ class Trajectory:
         object.__setattr__(self, "reward", _check_reward(self.reward))
         object.__setattr__(self, "steps", tuple(self.steps))
         object.__setattr__(self, "evidence_ids", tuple(str(e) for e in self.evidence_ids))
+        object.__setattr__(self, "cited_ids", tuple(str(e) for e in self.cited_ids))
+        object.__setattr__(self, "queries", tuple(str(q) for q in self.queries))
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -118,6 +124,10 @@ class MemoryRecord:
     """The judge's reward of the original run."""
     evidence_ids: tuple[str, ...] = ()
     """Documents the run read."""
+    cited_ids: tuple[str, ...] = ()
+    """Documents the answer cited (a case's "documents worth opening")."""
+    queries: tuple[str, ...] = ()
+    """Search queries whose results held a cited document (a case's "queries to try first")."""
     namespace: str = "default"
     """Namespace (user / agent / project) the record lives in."""
     model: str | None = None
@@ -137,7 +147,7 @@ class MemoryRecord:
     original_tokens: int = 0
     """Token count of the full trajectory before compression."""
     summary_tokens: int = 0
-    """Token count of the stored text (plan + summary + answer)."""
+    """Token count of the stored text (plan + summary + key queries + answer)."""
     compressed_by: str = "extractive"
     """'llm' or 'extractive'."""
 
