@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._io import atomic_write_json
 
 __all__ = ["Manifest", "doc_hash", "MANIFEST_VERSION"]
 
@@ -57,6 +58,4 @@ class Manifest:
         """Write atomically (temporary file + rename)."""
         data = {"version": MANIFEST_VERSION, "corpus": self.corpus, "format": self.format, "complete": self.complete,
                 "settings": self.settings, "n_documents": len(self.documents), "documents": self.documents}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_json(path, data, indent=0, sort_keys=True)
