@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "TrajectoryStoreConfig": "miaflow.memory",
     "CompressionConfig": "miaflow.memory",
     "compress": "miaflow.memory",
+    "LangGraphStore": "miaflow.memory",
     "BiMemory": "miaflow.memory.bimem",
     "BiMemConfig": "miaflow.memory.bimem",
     "Turn": "miaflow.memory.bimem",

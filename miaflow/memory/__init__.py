@@ -18,6 +18,7 @@ __all__ = [
     "CompressionConfig",
     "UtilityUpdate",
     "compress",
+    "LangGraphStore",
 ]
 
 _LAZY = {
@@ -32,6 +33,7 @@ _LAZY = {
     "TrajectoryStoreConfig": ".config",
     "CompressionConfig": ".config",
     "compress": ".compression",
+    "LangGraphStore": ".langgraph_store",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -1,0 +1,556 @@
+"""miaflow's memories as a LangGraph store: :class:`LangGraphStore` is a ``langgraph.store.base.BaseStore`` over the
+trajectory store (and, for conversation namespaces, Bi-Mem), so ``graph.compile(store=...)``, ``get_store()`` in a
+node and langmem's memory tools read and write miaflow memory unchanged.
+
+Mapping (collision-free: LangGraph forbids ``.`` and empty labels, so joining with ``.`` is one-to-one):
+
+- a namespace tuple ``("users", "alice")`` is the trajectory-store namespace ``"users.alice"`` (one Chroma
+  collection); the agent's own namespace ``"default"`` is ``("default",)``;
+- an item is one record of that namespace, its key the record id. The raw JSON value, its vectors and timestamps
+  travel in the record's metadata, so ``get`` returns exactly what was put; the record's trajectory fields come
+  from the value (``question``, ``answer``, ``plan``, ``summary``, ``judgement``, ``reward``, ``task_id``,
+  ``evidence_ids`` when present; otherwise the question is the first indexed text), so ``TrajectoryStore.recall``
+  finds items written through LangGraph and, the other way round, records the agent wrote read as values of their
+  fields (with ``q_value``, ``usage_count``, ``success_count``);
+- with ``bimem=``, a namespace ``(conversation_label, conversation_id)`` is also a Bi-Mem conversation: values
+  shaped as messages (``speaker``/``role`` and ``text``/``content`` strings) become turns (turn id = key), and a
+  search with a query there is ranked by Bi-Mem's retrieval (a turn scores the best item that brings it).
+  Changing or deleting a turn rebuilds the conversation from the remaining turns (in LLM mode that calls the model).
+
+Semantics follow LangGraph's ``InMemoryStore``: reads of a batch see the state before its writes, the last write
+to a key in a batch wins, a write sets both ``created_at`` and ``updated_at`` to now but keeps the item's place in
+unranked results (namespace first written, then key first written), filters are exact matches on top-level fields
+or ``$eq/$ne/$gt/$gte/$lt/$lte``, a ranked search puts items with no vector after the ranked ones, and a
+namespace stays listed after its last item is deleted. Differences: values must be JSON (a value comes back
+decoded, tuples as lists); search always embeds (the trajectory store's embedder unless ``index["embed"]`` is
+given) and scores by exact cosine over the matching namespaces; no TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import re
+import string
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    ensure_embeddings,
+    get_text_at_path,
+    tokenize_path,
+    validate_op_namespace,
+)
+
+from ..errors import InvalidInputError, MemoryStoreError
+from ._codec import from_metadata, pack
+from ._utility import is_utility_key
+from .store import TrajectoryStore
+from .trajectory import JUDGEMENTS
+
+__all__ = ["LangGraphStore", "namespace_to_miaflow", "namespace_from_miaflow", "matches_filter"]
+
+_SEP = "."
+_MARK = "0=="
+_KEEP = frozenset(string.ascii_letters + string.digits + "_-:@+/")
+_ESCAPED = re.compile(r"(?:=[0-9A-F]{2})+")
+MAX_NAMESPACE = 128
+_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+_LG = ("lg_value", "lg_vecs", "lg_dim", "lg_seq", "lg_nsseq", "lg_created", "lg_updated")
+_PAGE = 2000
+
+
+def _escape(label: str) -> str:
+    return "".join(c if c in _KEEP else "".join(f"={b:02X}" for b in c.encode("utf-8")) for c in label)
+
+
+def namespace_to_miaflow(namespace: Sequence[str]) -> str:
+    """The trajectory-store namespace of a LangGraph namespace: labels joined with ``.``, any character outside
+    ``A-Z a-z 0-9 _ - : @ + /`` written as ``=XX`` (its UTF-8 bytes in hex), and ``0==`` in front when the first
+    label does not start with a letter or digit (miaflow namespaces must). One-to-one, since LangGraph labels are
+    non-empty and hold no ``.``.
+
+    >>> namespace_to_miaflow(("users", "alice")), namespace_to_miaflow(("_tmp", "a b"))
+    ('users.alice', '0==_tmp.a=20b')
+    """
+    if not isinstance(namespace, (tuple, list)) or not namespace:
+        raise InvalidInputError(f"a namespace is a non-empty tuple of labels, got {namespace!r}")
+    for label in namespace:
+        if not isinstance(label, str) or not label or _SEP in label or "\x00" in label:
+            raise InvalidInputError(f"namespace labels must be non-empty strings without '.', got {namespace!r}")
+    name = _SEP.join(_escape(label) for label in namespace)
+    if not (name[0].isascii() and name[0].isalnum()):
+        name = _MARK + name
+    if len(name) > MAX_NAMESPACE:
+        raise InvalidInputError(f"namespace {namespace!r} is {len(name)} characters as a miaflow namespace "
+                                f"{name!r}; at most {MAX_NAMESPACE} fit")
+    return name
+
+
+def namespace_from_miaflow(name: str) -> tuple[str, ...]:
+    """The inverse of :func:`namespace_to_miaflow`.
+
+    >>> namespace_from_miaflow("users.alice"), namespace_from_miaflow("0==_tmp.a=20b")
+    (('users', 'alice'), ('_tmp', 'a b'))
+    """
+    if name.startswith(_MARK):
+        name = name[len(_MARK):]
+
+    def unescape(label: str) -> str:
+        return _ESCAPED.sub(lambda m: bytes.fromhex(m.group(0).replace("=", "")).decode("utf-8", "replace"), label)
+
+    return tuple(unescape(label) for label in name.split(_SEP))
+
+
+def _apply_op(value: Any, op: str, target: Any) -> bool:
+    if op == "$eq":
+        return value == target
+    if op == "$ne":
+        return value != target
+    if op not in _OPS:
+        raise InvalidInputError(f"unsupported filter operator {op!r}; use one of {_OPS}")
+    try:
+        a, b = float(value), float(target)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"filter {op} needs numbers, got {value!r} and {target!r}") from e
+    return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
+
+
+def _matches(value: Any, cond: Any) -> bool:
+    if isinstance(cond, Mapping):
+        if any(str(k).startswith("$") for k in cond):
+            return all(_apply_op(value, k, v) for k, v in cond.items())
+        return isinstance(value, Mapping) and all(_matches(value.get(k), v) for k, v in cond.items())
+    if isinstance(cond, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(cond)
+                and all(_matches(a, b) for a, b in zip(value, cond, strict=True)))
+    return value == cond
+
+
+def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:  # noqa: A002
+    """Whether a value passes a LangGraph search filter (top-level keys; nested dicts and lists match exactly).
+
+    >>> matches_filter({"n": 3, "tag": "a"}, {"n": {"$gt": 2}, "tag": "a"})
+    True
+    """
+    return not filter or all(_matches(value.get(k), v) for k, v in filter.items())
+
+
+def _namespace_matches(ns: tuple[str, ...], cond: MatchCondition) -> bool:
+    path = tuple(cond.path)
+    if len(ns) < len(path):
+        return False
+    part = ns[: len(path)] if cond.match_type == "prefix" else ns[len(ns) - len(path):]
+    if cond.match_type not in ("prefix", "suffix"):
+        raise InvalidInputError(f"unsupported match type {cond.match_type!r}")
+    return all(p == "*" or p == n for n, p in zip(part, path, strict=True))
+
+
+def _pack_vecs(vecs: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(vecs, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def _unpack_vecs(text: str, dim: int) -> np.ndarray:
+    if not text or dim <= 0:
+        return np.zeros((0, max(dim, 0)), dtype=np.float32)
+    return np.frombuffer(base64.b64decode(text), dtype=np.float32).reshape(-1, dim)
+
+
+def _ts(value: Any) -> datetime:
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value)
+    return datetime.fromtimestamp(float(value or 0.0), tz=UTC)
+
+
+def _json_value(value: Any, where: str) -> tuple[dict[str, Any], str]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{where}: a value must be a mapping, got {type(value).__name__}")
+    try:
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"{where}: the value is not JSON-serialisable ({e}); store plain JSON data") from e
+    return json.loads(text), text
+
+
+def _trajectory_fields(key: str, value: Mapping[str, Any], question: str, now: float) -> dict[str, Any]:
+    """The trajectory-record fields a value carries (so ``TrajectoryStore.recall`` can use the item)."""
+    fields: dict[str, Any] = {"task_id": f"langgraph:{key}", "question": question, "created_at": now,
+                              "compressed_by": "langgraph"}
+    if isinstance(value.get("task_id"), str) and value["task_id"]:
+        fields["task_id"] = value["task_id"]
+    for name in ("plan", "summary", "answer", "model", "adapter_version"):
+        if isinstance(value.get(name), str):
+            fields[name] = value[name]
+    if value.get("judgement") in JUDGEMENTS:
+        fields["judgement"] = value["judgement"]
+    reward = value.get("reward")
+    if isinstance(reward, (int, float)) and not isinstance(reward, bool) and math.isfinite(reward):
+        fields["reward"] = max(-1.0, min(1.0, float(reward)))
+    ev = value.get("evidence_ids")
+    if isinstance(ev, list) and all(isinstance(e, str) for e in ev):
+        fields["evidence_ids"] = ev
+    return fields
+
+
+class _EmbedderAdapter:
+    """A LangChain ``Embeddings`` seen as a miaflow embedder (``embed(texts) -> array``)."""
+
+    def __init__(self, embeddings: Any):
+        self.embeddings = embeddings
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embeddings.embed_documents(list(texts)), dtype=np.float32)
+
+
+class LangGraphStore(BaseStore):
+    """A durable LangGraph ``BaseStore`` over a :class:`~miaflow.memory.TrajectoryStore` (and optionally Bi-Mem).
+
+    >>> store = LangGraphStore("memories/")                                  # doctest: +SKIP
+    >>> graph = builder.compile(store=store)                                 # doctest: +SKIP
+
+    ``trajectories``: a store, or a folder to open one in. ``index``: LangGraph's ``IndexConfig`` (``embed`` a
+    LangChain ``Embeddings`` or a function of texts; ``fields`` the paths embedded, default the whole value).
+    """
+
+    supports_ttl = False
+
+    def __init__(self, trajectories: TrajectoryStore | str | Path, *, bimem: Any = None,
+                 index: IndexConfig | None = None, conversation_label: str = "conversations"):
+        index = dict(index or {})
+        custom = ensure_embeddings(index["embed"]) if index.get("embed") is not None else None
+        if isinstance(trajectories, TrajectoryStore):
+            self.trajectories = trajectories
+        elif isinstance(trajectories, (str, Path)):
+            self.trajectories = TrajectoryStore(trajectories, embedder=_EmbedderAdapter(custom) if custom else None)
+        else:
+            raise InvalidInputError(f"give a TrajectoryStore or a folder, got {type(trajectories).__name__}")
+        self._custom = custom
+        self.fields = list(index.get("fields") or ["$"])
+        self._fields = [(p, p if p == "$" else tokenize_path(p)) for p in self.fields]
+        self.bimem = bimem
+        self.conversation_label = namespace_to_miaflow((conversation_label,))
+        self._lock = threading.RLock()
+        self._last_seq = 0
+
+    # ------------------------------------------------------------------ plumbing
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        if self._custom is not None:
+            vecs = np.asarray(self._custom.embed_documents(texts), dtype=np.float32)
+        else:
+            vecs = np.asarray(self.trajectories.embedder.embed(texts), dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != len(texts) or not np.isfinite(vecs).all():
+            raise MemoryStoreError("the embedder returned vectors of the wrong shape or non-finite values")
+        return vecs
+
+    def _seq(self) -> int:
+        self._last_seq = max(self._last_seq + 1, time.time_ns())
+        return self._last_seq
+
+    def _col(self, ns: tuple[str, ...], *, create: bool) -> Any:
+        name = namespace_to_miaflow(ns)
+        with self.trajectories._errors("open a namespace"):
+            return self.trajectories._collection(name, create=create)
+
+    def _begin(self, ns: tuple[str, ...], low: int, high: int) -> None:
+        """Tell the trajectory store's integrity manifest (where it keeps one) the counts a write may leave."""
+        begin = getattr(self.trajectories, "_begin", None)
+        if begin is not None:
+            begin(namespace_to_miaflow(ns), low, high)
+
+    def _commit(self, ns: tuple[str, ...], col: Any) -> None:
+        commit = getattr(self.trajectories, "_commit", None)
+        if commit is not None:
+            commit(namespace_to_miaflow(ns), col)
+
+    def _conversation(self, ns: tuple[str, ...]) -> str | None:
+        if self.bimem is not None and len(ns) == 2 and ns[0] == self.conversation_label:
+            return ns[1]
+        return None
+
+    def _texts(self, value: Mapping[str, Any], index: Any) -> list[tuple[str, str]]:
+        """(path, text) pairs to embed for a value, as ``InMemoryStore`` extracts them."""
+        if index is False:
+            return []
+        paths = self._fields if index is None else [(p, p if p == "$" else tokenize_path(p)) for p in index]
+        out: list[tuple[str, str]] = []
+        for path, tokens in paths:
+            texts = get_text_at_path(value, tokens)
+            out += [(f"{path}.{i}" if len(texts) > 1 else path, t) for i, t in enumerate(texts)]
+        return out
+
+    # ------------------------------------------------------------------ decoding records
+    def _item(self, ns: tuple[str, ...], rec_id: str, meta: Mapping[str, Any], emb: Any) -> dict[str, Any]:
+        """An internal row: the LangGraph item, its vectors, and its place in unranked results."""
+        if meta.get("lg_value") is not None:
+            value = json.loads(meta["lg_value"])
+            vecs = _unpack_vecs(str(meta.get("lg_vecs") or ""), int(meta.get("lg_dim") or 0))
+            created, updated = _ts(meta.get("lg_created")), _ts(meta.get("lg_updated"))
+            order = (int(meta.get("lg_nsseq") or 0), int(meta.get("lg_seq") or 0))
+        else:  # a record the agent wrote: its fields are the value
+            rec = from_metadata(rec_id, meta, namespace_to_miaflow(ns), self.trajectories._fold(dict(meta)))
+            value = {name: getattr(rec, name) for name in (
+                "question", "plan", "summary", "answer", "judgement", "reward", "task_id", "model",
+                "adapter_version", "q_value", "usage_count", "success_count")}
+            value["evidence_ids"] = list(rec.evidence_ids)
+            created = updated = _ts(rec.created_at)
+            if rec.last_used_at:
+                updated = _ts(rec.last_used_at)
+            vecs = np.zeros((0, 0), np.float32) if emb is None else np.asarray(emb, np.float32)[None, :]
+            order = (0, int(rec.created_at * 1e9))
+        return {"ns": ns, "key": rec_id, "value": value, "created": created, "updated": updated, "vecs": vecs,
+                "order": order}
+
+    def _rows(self, ns: tuple[str, ...], *, ids: list[str] | None = None, vectors: bool = False) -> list[dict]:
+        col = self._col(ns, create=False)
+        if col is None or ids == []:
+            return []
+        include = ["metadatas", "embeddings"] if vectors else ["metadatas"]
+        rows: list[dict] = []
+        offset = 0
+        while True:
+            with self.trajectories._errors("read items"):
+                got = (col.get(ids=ids, include=include) if ids is not None
+                       else col.get(include=include, limit=_PAGE, offset=offset))
+            embs = got.get("embeddings") if vectors else None
+            for j, (rid, meta) in enumerate(zip(got["ids"], got["metadatas"], strict=True)):
+                rows.append(self._item(ns, rid, meta or {}, None if embs is None else embs[j]))
+            if ids is not None or len(got["ids"]) < _PAGE:
+                return rows
+            offset += len(got["ids"])
+
+    def _namespaces(self) -> list[tuple[str, ...]]:
+        out = []
+        for name in self.trajectories.namespaces():
+            ns = namespace_from_miaflow(name)
+            if all(ns) and not any(_SEP in label for label in ns) and namespace_to_miaflow(ns) == name:
+                out.append(ns)  # a name no LangGraph namespace maps to is left alone
+        return sorted(out)
+
+    # ------------------------------------------------------------------ reads
+    def _get(self, ops: list[tuple[int, GetOp]], results: list[Result]) -> None:
+        by_ns: dict[tuple[str, ...], list[tuple[int, str]]] = {}
+        for i, op in ops:
+            by_ns.setdefault(tuple(op.namespace), []).append((i, str(op.key)))
+        for ns, wanted in by_ns.items():
+            if not ns or not all(isinstance(x, str) and x and _SEP not in x for x in ns):
+                continue  # a namespace that cannot hold items
+            rows = {r["key"]: r for r in self._rows(ns, ids=list(dict.fromkeys(k for _, k in wanted)))}
+            for i, key in wanted:
+                r = rows.get(key)
+                results[i] = None if r is None else Item(value=r["value"], key=key, namespace=ns,
+                                                         created_at=r["created"], updated_at=r["updated"])
+
+    def _search(self, op: SearchOp, qvec: np.ndarray | None) -> list[SearchItem]:
+        prefix = tuple(op.namespace_prefix)
+        limit, offset = int(op.limit), int(op.offset)
+        rows: list[dict] = []
+        ranked: dict[tuple, float] = {}
+        for ns in self._namespaces():
+            if ns[: len(prefix)] != prefix:
+                continue
+            ns_rows = [r for r in self._rows(ns, vectors=op.query is not None)
+                       if matches_filter(r["value"], op.filter)]
+            conv = self._conversation(ns)
+            if op.query and conv is not None and ns_rows and conv in self.bimem.conversations():
+                for it in self.bimem.retrieve(op.query, conv, k=max(10, limit + offset)):
+                    for tid in it.turn_ids:
+                        k = (ns, tid)
+                        ranked[k] = max(ranked.get(k, -math.inf), float(it.score))
+                for r in ns_rows:
+                    r["vecs"] = np.zeros((0, 0), np.float32)  # Bi-Mem ranks this conversation
+            rows += ns_rows
+        rows.sort(key=lambda r: r["order"])
+        if not op.query:
+            return [self._search_item(r, None) for r in rows[offset: offset + limit]]
+        scored: list[tuple[float, dict]] = []
+        scoreless: list[dict] = []
+        for r in rows:
+            k = (r["ns"], r["key"])
+            if k in ranked:
+                scored.append((ranked[k], r))
+            elif r["vecs"].size and qvec is not None and r["vecs"].shape[1] == qvec.shape[0]:
+                v = r["vecs"]
+                norms = np.linalg.norm(v, axis=1) * (np.linalg.norm(qvec) or 1.0)
+                sims = np.where(norms > 0, v @ qvec / np.where(norms > 0, norms, 1.0), 0.0)
+                scored.append((float(sims.max()), r))
+            else:
+                scoreless.append(r)
+        scored.sort(key=lambda x: x[0], reverse=True)
+        kept = [(s, r) for s, r in scored[offset: offset + limit]]
+        if scoreless and len(kept) < limit:  # as InMemoryStore: fill with items that have no vector
+            kept += [(None, r) for r in scoreless[: limit - len(kept)]]
+        return [self._search_item(r, s) for s, r in kept]
+
+    @staticmethod
+    def _search_item(r: dict, score: float | None) -> SearchItem:
+        return SearchItem(namespace=r["ns"], key=r["key"], value=r["value"], created_at=r["created"],
+                          updated_at=r["updated"], score=score)
+
+    def _list(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        names = self._namespaces()
+        if self.bimem is not None:
+            names = sorted(set(names) | {(self.conversation_label, c) for c in self.bimem.conversations()
+                                         if c and _SEP not in c})
+        for cond in op.match_conditions or ():
+            names = [ns for ns in names if _namespace_matches(ns, cond)]
+        if op.max_depth is not None:
+            names = sorted({ns[: op.max_depth] for ns in names})
+        return names[op.offset: op.offset + op.limit]
+
+    # ------------------------------------------------------------------ writes
+    def _put(self, puts: dict[tuple[tuple[str, ...], str], PutOp]) -> None:
+        now_dt = datetime.now(UTC)
+        now, stamp = now_dt.timestamp(), now_dt.isoformat()
+        plans: list[dict[str, Any]] = []
+        to_embed: list[str] = []
+        for (ns, key), op in puts.items():
+            if op.value is None:
+                plans.append({"ns": ns, "key": key, "delete": True})
+                continue
+            value, raw = _json_value(op.value, f"put {ns}/{key}")
+            texts = self._texts(value, op.index)
+            question = value.get("question") if isinstance(value.get("question"), str) else None
+            question = (question or "").strip() or (texts[0][1] if texts else raw)
+            first = len(to_embed)
+            to_embed += [t for _, t in texts]
+            q_row = next((first + j for j, (_, t) in enumerate(texts) if t == question), None)
+            if q_row is None:
+                q_row = len(to_embed)
+                to_embed.append(question)
+            plans.append({"ns": ns, "key": key, "delete": False, "value": value, "raw": raw, "question": question,
+                          "rows": list(range(first, first + len(texts))), "q_row": q_row})
+        vecs = self._embed(to_embed)
+        by_ns: dict[tuple[str, ...], list[dict]] = {}
+        for p in plans:
+            by_ns.setdefault(p["ns"], []).append(p)
+        for ns, group in by_ns.items():
+            self._write_namespace(ns, group, vecs, now, stamp)
+
+    def _write_namespace(self, ns: tuple[str, ...], group: list[dict], vecs: np.ndarray, now: float,
+                         stamp: str) -> None:
+        writes = [p for p in group if not p["delete"]]
+        col = self._col(ns, create=bool(writes))
+        if col is None:
+            return
+        keys = [p["key"] for p in group]
+        with self.trajectories._errors("write items"):
+            got = col.get(ids=keys, include=["metadatas"])
+            old = dict(zip(got["ids"], got["metadatas"], strict=True))
+            nsseq = next((int(m["lg_nsseq"]) for m in old.values() if m and m.get("lg_nsseq")), 0)
+            if not nsseq:
+                peek = col.get(limit=1, include=["metadatas"])
+                meta0 = (peek["metadatas"] or [None])[0] or {}
+                nsseq = int(meta0.get("lg_nsseq") or 0) or self._seq()
+            gone = [p["key"] for p in group if p["delete"] and p["key"] in old]
+            n_new = len({p["key"] for p in writes} - set(old))
+            before = int(col.count())
+            self._begin(ns, before - len(gone), before + n_new)
+            if gone:
+                col.delete(ids=gone)
+            adds: dict[str, list] = {"ids": [], "embeddings": [], "metadatas": []}
+            ups: dict[str, list] = {"ids": [], "embeddings": [], "metadatas": []}
+            for p in writes:
+                prev = old.get(p["key"])
+                mine = vecs[p["rows"]] if p["rows"] else np.zeros((0, vecs.shape[1]), np.float32)
+                meta = {k: None for k in (prev or {}) if is_utility_key(k) or k.startswith("lg_")}
+                meta.update(pack(_trajectory_fields(p["key"], p["value"], p["question"], now)))
+                meta.update({
+                    "lg_value": p["raw"], "lg_vecs": _pack_vecs(mine), "lg_dim": int(vecs.shape[1]),
+                    "lg_seq": int((prev or {}).get("lg_seq") or self._seq()), "lg_nsseq": nsseq,
+                    "lg_created": stamp, "lg_updated": stamp,
+                })
+                target = ups if prev is not None else adds
+                target["ids"].append(p["key"])
+                target["embeddings"].append(vecs[p["q_row"]])
+                target["metadatas"].append(meta if prev is not None else {k: v for k, v in meta.items()
+                                                                          if v is not None})
+            for target, call in ((adds, col.add), (ups, col.update)):
+                if target["ids"]:
+                    call(ids=target["ids"], embeddings=np.stack(target["embeddings"]),
+                         metadatas=target["metadatas"])
+            self._commit(ns, col)
+        conv = self._conversation(ns)
+        if conv is not None:
+            self._mirror_conversation(conv, group, set(old))
+
+    def _mirror_conversation(self, conv: str, group: list[dict], existed: set[str]) -> None:
+        """Keep the Bi-Mem conversation in step with the message-shaped items of its namespace."""
+        from .bimem.ingest import parse_messages
+
+        def message(p: dict) -> dict[str, Any] | None:
+            v = p["value"]
+            speaker, text = v.get("speaker", v.get("role")), v.get("text", v.get("content"))
+            if not (isinstance(speaker, str) and speaker.strip() and isinstance(text, str) and text.strip()):
+                return None
+            return {"id": p["key"], "speaker": speaker, "text": text, "time": v.get("time", ""),
+                    "session": v.get("session", 0) if isinstance(v.get("session"), int) else 0}
+
+        new = [m for p in group if not p["delete"] and (m := message(p)) is not None]
+        known = {t.id for t in self.bimem.turns(conv)} if conv in self.bimem.conversations() else set()
+        changed = {p["key"] for p in group if p["key"] in known and (p["delete"] or p["key"] in existed)}
+        if changed:  # Bi-Mem never rewrites a turn: rebuild the conversation from what remains
+            keep = [t for t in self.bimem.turns(conv) if t.id not in changed]
+            self.bimem.delete_conversation(conv)
+            if keep:
+                self.bimem.add_turns(conv, keep)
+        if new:
+            self.bimem.add_turns(conv, parse_messages(new))
+
+    # ------------------------------------------------------------------ the batch operation
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run a batch like ``InMemoryStore``: gets, searches and listings first, then the puts (last one wins)."""
+        ops = list(ops)
+        results: list[Result] = [None] * len(ops)
+        gets: list[tuple[int, GetOp]] = []
+        searches: list[tuple[int, SearchOp]] = []
+        puts: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for i, op in enumerate(ops):
+            validate_op_namespace(op)
+            if isinstance(op, GetOp):
+                gets.append((i, op))
+            elif isinstance(op, SearchOp):
+                searches.append((i, op))
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = self._list(op)
+            elif isinstance(op, PutOp):
+                namespace_to_miaflow(op.namespace)
+                puts[(tuple(op.namespace), str(op.key))] = op
+            else:
+                raise InvalidInputError(f"unknown store operation {type(op).__name__}")
+        with self._lock:
+            if gets:
+                self._get(gets, results)
+            queries = sorted({op.query for _, op in searches if op.query})
+            qvecs = dict(zip(queries, self._embed(queries), strict=True)) if queries else {}
+            for i, op in searches:
+                results[i] = self._search(op, qvecs.get(op.query) if op.query else None)
+            if puts:
+                self._put(puts)
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """:meth:`batch` in a worker thread (Chroma and the embedder are synchronous)."""
+        return await asyncio.to_thread(self.batch, list(ops))
+
+    def __repr__(self) -> str:
+        return f"LangGraphStore({self.trajectories.where!r}, bimem={self.bimem is not None})"
