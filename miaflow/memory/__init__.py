@@ -33,7 +33,7 @@ _LAZY = {
     "TrajectoryStoreConfig": ".config",
     "CompressionConfig": ".config",
     "compress": ".compression",
-    "LangGraphStore": ".langgraph_store",
+    "LangGraphStore": ".lgstore",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -1,5 +1,5 @@
 """miaflow memory as a LangGraph store: the same scenarios run on LangGraph's own ``InMemoryStore`` and on
-:class:`~miaflow.memory.langgraph_store.LangGraphStore` (Chroma on disk), then what only the miaflow store does:
+:class:`~miaflow.memory.lgstore.LangGraphStore` (Chroma on disk), then what only the miaflow store does:
 durability, the trajectory store and Bi-Mem behind it, a compiled LangGraph graph that uses it through
 ``get_store()``, langmem's memory tools, and the README snippet."""
 
@@ -17,7 +17,7 @@ from langgraph.store.memory import InMemoryStore
 from memory_helpers import make_traj
 
 from miaflow.memory import TrajectoryStore
-from miaflow.memory.langgraph_store import LangGraphStore, namespace_from_miaflow, namespace_to_miaflow
+from miaflow.memory.lgstore import LangGraphStore, namespace_from_miaflow, namespace_to_miaflow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -29,14 +29,11 @@ given) and scores by exact cosine over the matching namespaces; no TTL.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import math
-import re
-import string
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +45,6 @@ from langgraph.store.base import (
     IndexConfig,
     Item,
     ListNamespacesOp,
-    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -60,164 +56,27 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from ..errors import InvalidInputError, MemoryStoreError
-from ._codec import from_metadata, pack
-from ._utility import is_utility_key
-from .store import TrajectoryStore
-from .trajectory import JUDGEMENTS
+from ...errors import InvalidInputError, MemoryStoreError
+from .._codec import from_metadata, pack
+from .._utility import is_utility_key
+from ..store import TrajectoryStore
+from ._mapping import (
+    EmbedderAdapter,
+    json_value,
+    matches_filter,
+    namespace_from_miaflow,
+    namespace_matches,
+    namespace_to_miaflow,
+    pack_vecs,
+    timestamp,
+    trajectory_fields,
+    unpack_vecs,
+)
 
-__all__ = ["LangGraphStore", "namespace_to_miaflow", "namespace_from_miaflow", "matches_filter"]
+__all__ = ["LangGraphStore"]
 
 _SEP = "."
-_MARK = "0=="
-_KEEP = frozenset(string.ascii_letters + string.digits + "_-:@+/")
-_ESCAPED = re.compile(r"(?:=[0-9A-F]{2})+")
-MAX_NAMESPACE = 128
-_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
-_LG = ("lg_value", "lg_vecs", "lg_dim", "lg_seq", "lg_nsseq", "lg_created", "lg_updated")
 _PAGE = 2000
-
-
-def _escape(label: str) -> str:
-    return "".join(c if c in _KEEP else "".join(f"={b:02X}" for b in c.encode("utf-8")) for c in label)
-
-
-def namespace_to_miaflow(namespace: Sequence[str]) -> str:
-    """The trajectory-store namespace of a LangGraph namespace: labels joined with ``.``, any character outside
-    ``A-Z a-z 0-9 _ - : @ + /`` written as ``=XX`` (its UTF-8 bytes in hex), and ``0==`` in front when the first
-    label does not start with a letter or digit (miaflow namespaces must). One-to-one, since LangGraph labels are
-    non-empty and hold no ``.``.
-
-    >>> namespace_to_miaflow(("users", "alice")), namespace_to_miaflow(("_tmp", "a b"))
-    ('users.alice', '0==_tmp.a=20b')
-    """
-    if not isinstance(namespace, (tuple, list)) or not namespace:
-        raise InvalidInputError(f"a namespace is a non-empty tuple of labels, got {namespace!r}")
-    for label in namespace:
-        if not isinstance(label, str) or not label or _SEP in label or "\x00" in label:
-            raise InvalidInputError(f"namespace labels must be non-empty strings without '.', got {namespace!r}")
-    name = _SEP.join(_escape(label) for label in namespace)
-    if not (name[0].isascii() and name[0].isalnum()):
-        name = _MARK + name
-    if len(name) > MAX_NAMESPACE:
-        raise InvalidInputError(f"namespace {namespace!r} is {len(name)} characters as a miaflow namespace "
-                                f"{name!r}; at most {MAX_NAMESPACE} fit")
-    return name
-
-
-def namespace_from_miaflow(name: str) -> tuple[str, ...]:
-    """The inverse of :func:`namespace_to_miaflow`.
-
-    >>> namespace_from_miaflow("users.alice"), namespace_from_miaflow("0==_tmp.a=20b")
-    (('users', 'alice'), ('_tmp', 'a b'))
-    """
-    if name.startswith(_MARK):
-        name = name[len(_MARK):]
-
-    def unescape(label: str) -> str:
-        return _ESCAPED.sub(lambda m: bytes.fromhex(m.group(0).replace("=", "")).decode("utf-8", "replace"), label)
-
-    return tuple(unescape(label) for label in name.split(_SEP))
-
-
-def _apply_op(value: Any, op: str, target: Any) -> bool:
-    if op == "$eq":
-        return value == target
-    if op == "$ne":
-        return value != target
-    if op not in _OPS:
-        raise InvalidInputError(f"unsupported filter operator {op!r}; use one of {_OPS}")
-    try:
-        a, b = float(value), float(target)
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"filter {op} needs numbers, got {value!r} and {target!r}") from e
-    return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
-
-
-def _matches(value: Any, cond: Any) -> bool:
-    if isinstance(cond, Mapping):
-        if any(str(k).startswith("$") for k in cond):
-            return all(_apply_op(value, k, v) for k, v in cond.items())
-        return isinstance(value, Mapping) and all(_matches(value.get(k), v) for k, v in cond.items())
-    if isinstance(cond, (list, tuple)):
-        return (isinstance(value, (list, tuple)) and len(value) == len(cond)
-                and all(_matches(a, b) for a, b in zip(value, cond, strict=True)))
-    return value == cond
-
-
-def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:  # noqa: A002
-    """Whether a value passes a LangGraph search filter (top-level keys; nested dicts and lists match exactly).
-
-    >>> matches_filter({"n": 3, "tag": "a"}, {"n": {"$gt": 2}, "tag": "a"})
-    True
-    """
-    return not filter or all(_matches(value.get(k), v) for k, v in filter.items())
-
-
-def _namespace_matches(ns: tuple[str, ...], cond: MatchCondition) -> bool:
-    path = tuple(cond.path)
-    if len(ns) < len(path):
-        return False
-    part = ns[: len(path)] if cond.match_type == "prefix" else ns[len(ns) - len(path):]
-    if cond.match_type not in ("prefix", "suffix"):
-        raise InvalidInputError(f"unsupported match type {cond.match_type!r}")
-    return all(p == "*" or p == n for n, p in zip(part, path, strict=True))
-
-
-def _pack_vecs(vecs: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(vecs, dtype=np.float32).tobytes()).decode("ascii")
-
-
-def _unpack_vecs(text: str, dim: int) -> np.ndarray:
-    if not text or dim <= 0:
-        return np.zeros((0, max(dim, 0)), dtype=np.float32)
-    return np.frombuffer(base64.b64decode(text), dtype=np.float32).reshape(-1, dim)
-
-
-def _ts(value: Any) -> datetime:
-    if isinstance(value, str) and value:
-        return datetime.fromisoformat(value)
-    return datetime.fromtimestamp(float(value or 0.0), tz=UTC)
-
-
-def _json_value(value: Any, where: str) -> tuple[dict[str, Any], str]:
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{where}: a value must be a mapping, got {type(value).__name__}")
-    try:
-        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"{where}: the value is not JSON-serialisable ({e}); store plain JSON data") from e
-    return json.loads(text), text
-
-
-def _trajectory_fields(key: str, value: Mapping[str, Any], question: str, now: float) -> dict[str, Any]:
-    """The trajectory-record fields a value carries (so ``TrajectoryStore.recall`` can use the item)."""
-    fields: dict[str, Any] = {"task_id": f"langgraph:{key}", "question": question, "created_at": now,
-                              "compressed_by": "langgraph"}
-    if isinstance(value.get("task_id"), str) and value["task_id"]:
-        fields["task_id"] = value["task_id"]
-    for name in ("plan", "summary", "answer", "model", "adapter_version"):
-        if isinstance(value.get(name), str):
-            fields[name] = value[name]
-    if value.get("judgement") in JUDGEMENTS:
-        fields["judgement"] = value["judgement"]
-    reward = value.get("reward")
-    if isinstance(reward, (int, float)) and not isinstance(reward, bool) and math.isfinite(reward):
-        fields["reward"] = max(-1.0, min(1.0, float(reward)))
-    ev = value.get("evidence_ids")
-    if isinstance(ev, list) and all(isinstance(e, str) for e in ev):
-        fields["evidence_ids"] = ev
-    return fields
-
-
-class _EmbedderAdapter:
-    """A LangChain ``Embeddings`` seen as a miaflow embedder (``embed(texts) -> array``)."""
-
-    def __init__(self, embeddings: Any):
-        self.embeddings = embeddings
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.embeddings.embed_documents(list(texts)), dtype=np.float32)
 
 
 class LangGraphStore(BaseStore):
@@ -239,7 +98,7 @@ class LangGraphStore(BaseStore):
         if isinstance(trajectories, TrajectoryStore):
             self.trajectories = trajectories
         elif isinstance(trajectories, (str, Path)):
-            self.trajectories = TrajectoryStore(trajectories, embedder=_EmbedderAdapter(custom) if custom else None)
+            self.trajectories = TrajectoryStore(trajectories, embedder=EmbedderAdapter(custom) if custom else None)
         else:
             raise InvalidInputError(f"give a TrajectoryStore or a folder, got {type(trajectories).__name__}")
         self._custom = custom
@@ -267,7 +126,12 @@ class LangGraphStore(BaseStore):
         return self._last_seq
 
     def _col(self, ns: tuple[str, ...], *, create: bool) -> Any:
-        name = namespace_to_miaflow(ns)
+        try:
+            name = namespace_to_miaflow(ns)
+        except InvalidInputError:
+            if create:
+                raise
+            return None  # a namespace no item can be written to holds none
         with self.trajectories._errors("open a namespace"):
             return self.trajectories._collection(name, create=create)
 
@@ -303,8 +167,8 @@ class LangGraphStore(BaseStore):
         """An internal row: the LangGraph item, its vectors, and its place in unranked results."""
         if meta.get("lg_value") is not None:
             value = json.loads(meta["lg_value"])
-            vecs = _unpack_vecs(str(meta.get("lg_vecs") or ""), int(meta.get("lg_dim") or 0))
-            created, updated = _ts(meta.get("lg_created")), _ts(meta.get("lg_updated"))
+            vecs = unpack_vecs(str(meta.get("lg_vecs") or ""), int(meta.get("lg_dim") or 0))
+            created, updated = timestamp(meta.get("lg_created")), timestamp(meta.get("lg_updated"))
             order = (int(meta.get("lg_nsseq") or 0), int(meta.get("lg_seq") or 0))
         else:  # a record the agent wrote: its fields are the value
             rec = from_metadata(rec_id, meta, namespace_to_miaflow(ns), self.trajectories._fold(dict(meta)))
@@ -312,9 +176,9 @@ class LangGraphStore(BaseStore):
                 "question", "plan", "summary", "answer", "judgement", "reward", "task_id", "model",
                 "adapter_version", "q_value", "usage_count", "success_count")}
             value["evidence_ids"] = list(rec.evidence_ids)
-            created = updated = _ts(rec.created_at)
+            created = updated = timestamp(rec.created_at)
             if rec.last_used_at:
-                updated = _ts(rec.last_used_at)
+                updated = timestamp(rec.last_used_at)
             vecs = np.zeros((0, 0), np.float32) if emb is None else np.asarray(emb, np.float32)[None, :]
             order = (0, int(rec.created_at * 1e9))
         return {"ns": ns, "key": rec_id, "value": value, "created": created, "updated": updated, "vecs": vecs,
@@ -352,8 +216,6 @@ class LangGraphStore(BaseStore):
         for i, op in ops:
             by_ns.setdefault(tuple(op.namespace), []).append((i, str(op.key)))
         for ns, wanted in by_ns.items():
-            if not ns or not all(isinstance(x, str) and x and _SEP not in x for x in ns):
-                continue  # a namespace that cannot hold items
             rows = {r["key"]: r for r in self._rows(ns, ids=list(dict.fromkeys(k for _, k in wanted)))}
             for i, key in wanted:
                 r = rows.get(key)
@@ -412,7 +274,7 @@ class LangGraphStore(BaseStore):
             names = sorted(set(names) | {(self.conversation_label, c) for c in self.bimem.conversations()
                                          if c and _SEP not in c})
         for cond in op.match_conditions or ():
-            names = [ns for ns in names if _namespace_matches(ns, cond)]
+            names = [ns for ns in names if namespace_matches(ns, cond)]
         if op.max_depth is not None:
             names = sorted({ns[: op.max_depth] for ns in names})
         return names[op.offset: op.offset + op.limit]
@@ -427,7 +289,7 @@ class LangGraphStore(BaseStore):
             if op.value is None:
                 plans.append({"ns": ns, "key": key, "delete": True})
                 continue
-            value, raw = _json_value(op.value, f"put {ns}/{key}")
+            value, raw = json_value(op.value, f"put {ns}/{key}")
             texts = self._texts(value, op.index)
             question = value.get("question") if isinstance(value.get("question"), str) else None
             question = (question or "").strip() or (texts[0][1] if texts else raw)
@@ -473,9 +335,9 @@ class LangGraphStore(BaseStore):
                 prev = old.get(p["key"])
                 mine = vecs[p["rows"]] if p["rows"] else np.zeros((0, vecs.shape[1]), np.float32)
                 meta = {k: None for k in (prev or {}) if is_utility_key(k) or k.startswith("lg_")}
-                meta.update(pack(_trajectory_fields(p["key"], p["value"], p["question"], now)))
+                meta.update(pack(trajectory_fields(p["key"], p["value"], p["question"], now)))
                 meta.update({
-                    "lg_value": p["raw"], "lg_vecs": _pack_vecs(mine), "lg_dim": int(vecs.shape[1]),
+                    "lg_value": p["raw"], "lg_vecs": pack_vecs(mine), "lg_dim": int(vecs.shape[1]),
                     "lg_seq": int((prev or {}).get("lg_seq") or self._seq()), "lg_nsseq": nsseq,
                     "lg_created": stamp, "lg_updated": stamp,
                 })
@@ -495,7 +357,7 @@ class LangGraphStore(BaseStore):
 
     def _mirror_conversation(self, conv: str, group: list[dict], existed: set[str]) -> None:
         """Keep the Bi-Mem conversation in step with the message-shaped items of its namespace."""
-        from .bimem.ingest import parse_messages
+        from ..bimem.ingest import parse_messages
 
         def message(p: dict) -> dict[str, Any] | None:
             v = p["value"]
