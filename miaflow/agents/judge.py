@@ -2,8 +2,10 @@
 unsupervised judgment (three evaluators, reasoning 0.5 / sourcing 0.3 / validity 0.2, then an arbiter) or,
 cheaper, agreement with the majority answer of a group (test-time RL by voting).
 
-Simplified: each evaluator returns one 0-10 number (unparsable replies count as 5, and are counted); the arbiter
-sees the three scores and says correct/incorrect, and when its reply is unclear the weighted score decides.
+Simplified: each evaluator returns one 0-10 number; the arbiter sees the three scores and says correct/incorrect,
+and when its reply is unclear the weighted score decides. An evaluator reply with no number makes the verdict
+``unknown`` (counted in ``stats``): a guess there would let garbage pass. Answers that are empty or only restate the
+question are ``incorrect`` before any model is asked, with or without gold.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..llm.base import GenerationConfig
 from . import prompts
 from .records import Judgement, Usage, call_model
 
-__all__ = ["JudgeConfig", "Judge", "majority_vote"]
+__all__ = ["JudgeConfig", "Judge", "majority_vote", "vacuous_answer"]
 
 
 @dataclass
@@ -41,6 +43,24 @@ class JudgeConfig:
             raise ValueError(f"without_gold must be 'evaluators' or 'none', got {self.without_gold!r}")
         if len(self.weights) != 3 or abs(sum(self.weights) - 1) > 1e-6:
             raise ValueError(f"weights must be three numbers summing to 1, got {self.weights}")
+
+
+def vacuous_answer(question: str, answer: str) -> str | None:
+    """Why ``answer`` cannot be correct whatever a model says (``"empty"``, ``"restates the question"``), or None.
+
+    >>> vacuous_answer("Where was Alpha founded?", "  "), vacuous_answer("Where was Alpha founded?", "where was alpha founded")
+    ('empty', 'restates the question')
+    >>> vacuous_answer("Is it Paris or Lyon?", "Paris") is None
+    True
+    """
+    norm = normalize_answer(answer)
+    if not norm or not any(ch.isalnum() for ch in norm):
+        return "empty"
+    q_words = set(normalize_answer(question).split())
+    a_words = set(norm.split())
+    if q_words and a_words <= q_words and len(a_words) >= 0.8 * len(q_words):
+        return "restates the question"
+    return None
 
 
 def _number(text: str) -> float | None:
@@ -68,7 +88,8 @@ class Judge:
               *, usage: Usage | None = None) -> Judgement:
         if gold is not None and gold != "" and gold != []:
             j = self.score_gold(answer, gold)
-            if j.label == "incorrect" and self.config.llm_with_gold and self.model is not None and answer:
+            if (j.label == "incorrect" and self.config.llm_with_gold and self.model is not None
+                    and vacuous_answer(question, answer) is None):
                 g = gold if isinstance(gold, str) else gold[0]
                 reply = call_model(self.model, prompts.llm_judge_prompt(question, answer, g),
                                    GenerationConfig(max_tokens=3), usage).text.strip().lower()
@@ -81,9 +102,11 @@ class Judge:
         return self.evaluate(question, answer, evidence, usage=usage)
 
     def evaluate(self, question: str, answer: str, evidence: str, *, usage: Usage | None = None) -> Judgement:
-        """Three evaluators and an arbiter (no gold answer)."""
-        if not answer.strip():
-            return Judgement(label="incorrect", score=0.0, method="evaluators", details={"empty": True})
+        """Three evaluators and an arbiter (no gold answer); ``unknown`` when an evaluator's reply has no score."""
+        why = vacuous_answer(question, answer)
+        if why is not None:
+            self.stats["vacuous_answers"] += 1
+            return Judgement(label="incorrect", score=0.0, method="evaluators", details={"vacuous": why})
         scores: dict[str, float] = {}
         for aspect in prompts.EVALUATORS:
             reply = call_model(self.model, prompts.evaluator_prompt(aspect, question, answer, evidence),
@@ -91,7 +114,9 @@ class Judge:
             value = _number(reply)
             if value is None:
                 self.stats["evaluator_unparsed"] += 1
-                value = 5.0
+                self.stats["unknown"] += 1
+                return Judgement(label="unknown", score=0.0, method="evaluators",
+                                 details={"scores": scores, "unparsed": aspect, "reply": reply[:200]})
             scores[aspect] = value
         weighted = sum(w * scores[a] / 10 for w, a in zip(self.config.weights, prompts.EVALUATORS, strict=True))
         reply = call_model(self.model, prompts.arbiter_prompt(question, answer, scores),

@@ -79,7 +79,7 @@ class Manager:
             out["used_ids"] = [str(i) for i in ids] if ids is not None else \
                 [m["id"] for m in out["positive"] + out["negative"]]
         cid = conversation_id or user_id
-        if self.conversation_memory is not None and cid and self.config.conversation_k:
+        if self.conversation_memory is not None and cid and self.config.conversation_k and self._knows(cid):
             lines = []
             if user_id:
                 persona = self.conversation_memory.persona(user_id, conversation_id=cid)
@@ -90,6 +90,11 @@ class Manager:
             lines += [f"- {it.text}" for it in items]
             out["conversation"] = "\n".join(lines)
         return out
+
+    def _knows(self, conversation_id: str) -> bool:
+        """Whether the conversation memory holds this conversation; a new user simply has nothing to recall yet."""
+        known = getattr(self.conversation_memory, "conversations", None)
+        return True if known is None else conversation_id in known()
 
     def remember(self, *, task_id: str, question: str, plan: str, steps: Sequence[Any], evidence_ids: Sequence[str],
                  answer: str, judgement: str, used_ids: Sequence[str], model: str = "",

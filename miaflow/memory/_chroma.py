@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,9 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-_BAD = re.compile(r"[^a-zA-Z0-9._-]")
-
-
 def collection_name(prefix: str, namespace: str) -> str:
-    """A valid Chroma collection name (3-512 chars, alnum at both ends) for ``prefix`` + ``namespace``."""
-    cleaned = _BAD.sub("-", namespace)
-    # keep distinct namespaces distinct even when cleaning changed them
-    if cleaned != namespace:
-        import hashlib
+    """A valid Chroma collection name for ``prefix`` + ``namespace``, never cut and never shared by two namespaces
+    (see :mod:`._namespace`)."""
+    from ._namespace import collection_name as mapped
 
-        cleaned = f"{cleaned}-{hashlib.sha1(namespace.encode()).hexdigest()[:8]}"
-    name = f"{prefix}-{cleaned}"[:500]
-    if not name[-1].isalnum():
-        name += "0"
-    return name
+    return mapped(prefix, namespace)

@@ -106,6 +106,8 @@ def import_jsonl(store: TrajectoryStore, path: str | Path, *, namespace: str | N
             embs[k] = vecs[j]  # type: ignore[index]
         with store._lock, store._errors("import records"):
             col = store._collection(ns, create=True)
+            before = int(col.count())
+            store._begin(ns, before, before + len(items))
             step = store._batch()
             for i in range(0, len(items), step):
                 chunk = items[i:i + step]
@@ -118,5 +120,6 @@ def import_jsonl(store: TrajectoryStore, path: str | Path, *, namespace: str | N
                     m.update(meta)
                     metas.append(m)
                 col.upsert(ids=ids, embeddings=np.stack(embs[i:i + step]), metadatas=metas)
+            store._commit(ns, col)
     store.counters["imported"] += len(rows)
     return len(rows)

@@ -99,6 +99,17 @@ class TrajectoryStoreConfig:
         default=7 * 24 * 3600.0, metadata={"help": "Half-life of the recency bonus used by eviction, in seconds."}
     )
     collection_prefix: str = field(default="mia-traj", metadata={"help": "Prefix of the Chroma collection names."})
+    # --- size caps (longer text keeps its head and ends with a "[... N characters cut]" marker; None: no cap)
+    max_question_chars: int | None = field(default=4000, metadata={"help": "Cap on a stored question."})
+    max_answer_chars: int | None = field(default=4000, metadata={"help": "Cap on a stored answer."})
+    max_plan_chars: int | None = field(default=8000, metadata={"help": "Cap on a stored plan."})
+    max_summary_chars: int | None = field(default=8000, metadata={"help": "Cap on a stored workflow summary."})
+    max_tool_output_chars: int | None = field(
+        default=4000, metadata={"help": "Cap on each tool input and output of a trajectory, before compression."}
+    )
+    verify_on_open: bool = field(
+        default=True, metadata={"help": "Check an embedded store against its manifest and vector index on open."}
+    )
 
     def __post_init__(self) -> None:
         _check(self.k1 >= 1 and self.k2 >= 1, f"k1 and k2 must be >= 1, got k1={self.k1}, k2={self.k2}")
@@ -123,5 +134,9 @@ class TrajectoryStoreConfig:
             _check(self.max_records >= 1, f"max_records must be >= 1 or None, got {self.max_records}")
         _check(0.0 <= self.evict_fraction < 1.0, f"evict_fraction must be in [0, 1), got {self.evict_fraction}")
         _check(self.recency_half_life_s > 0, f"recency_half_life_s must be > 0, got {self.recency_half_life_s}")
+        for name in ("max_question_chars", "max_answer_chars", "max_plan_chars", "max_summary_chars",
+                     "max_tool_output_chars"):
+            v = getattr(self, name)
+            _check(v is None or v >= 64, f"{name} must be >= 64 or None, got {v}")
         _check(3 <= len(self.collection_prefix) <= 40 and self.collection_prefix[0].isalnum(),
                f"collection_prefix must be 3-40 characters starting alphanumeric, got {self.collection_prefix!r}")

@@ -27,6 +27,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,17 +38,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, MemoryStoreError, MiaflowError
-from ._chroma import collection_name, open_client
-from ._codec import from_metadata, static_fields, to_metadata
+from ._chroma import open_client
+from ._codec import from_metadata, to_metadata
+from ._integrity import Manifest, check_before_open, check_store, raise_if_damaged, segment_of
+from ._limits import bound_record, bound_trajectory
+from ._lock import acquire
+from ._namespace import check_namespace, collection_name, legacy_collection_name
 from ._utility import (
     EVENT_PREFIX,
     compaction_patch,
     event_value,
     fold,
-    is_utility_key,
     phase_b_scores,
     task_hash,
 )
+from ._write_rules import apply_write_rules
 from .compression import compress
 from .config import CompressionConfig, TrajectoryStoreConfig
 from .trajectory import (
@@ -102,6 +107,8 @@ class TrajectoryStore:
         self._lock = threading.RLock()
         self._rng = random.Random(self.config.seed)
         self.counters: Counter[str] = Counter()
+        self._manifest: Manifest | None = None  # embedded stores only
+        self._writer: Any = None
         if host:
             with self._errors("connect to the Chroma server"):
                 self._client = open_client(host=host, port=port)
@@ -109,18 +116,29 @@ class TrajectoryStore:
         else:
             if path is None:
                 raise InvalidInputError("give a folder path, or host= (and port=) of a Chroma server")
-            self._prepare_folder(Path(path))
-            with self._errors("open the store"):
-                self._client = open_client(path)
-                for ns in self.namespaces():  # reading every collection proves the folder is healthy
-                    self._collection(ns, create=False)
+            folder = Path(path)
+            self._prepare_folder(folder)
+            self._writer = acquire(folder, "trajectory store")
+            weakref.finalize(self, self._writer.release)
+            try:
+                if self.config.verify_on_open:
+                    check_before_open(folder)
+                with self._errors("open the store"):
+                    self._client = open_client(path)
+                    for ns in self.namespaces():  # reading every collection proves the folder is healthy
+                        self._collection(ns, create=False)
+                self._manifest = Manifest.shared(folder, reload=self._writer.first)
+                if self.config.verify_on_open:
+                    with self._errors("verify the store"):
+                        raise_if_damaged(check_store(self, self._manifest))
+            except BaseException:
+                self._writer.release()
+                raise
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
     def _check_ns(namespace: Any) -> str:
-        if not isinstance(namespace, str) or not namespace.strip():
-            raise InvalidInputError(f"namespace must be a non-empty string, got {namespace!r}")
-        return namespace
+        return check_namespace(namespace)
 
     def _ns(self, namespace: str | None) -> str:
         return self.namespace if namespace is None else self._check_ns(namespace)
@@ -174,20 +192,37 @@ class TrajectoryStore:
         col = self._cols.get(ns)
         if col is not None:
             return col
-        name = collection_name(self.config.collection_prefix, ns)
-        if create:
+        prefix = self.config.collection_prefix
+        name = collection_name(prefix, ns)
+        col = self._get_collection(name, ns)
+        if col is None and legacy_collection_name(prefix, ns) != name:  # written by an earlier release
+            col = self._get_collection(legacy_collection_name(prefix, ns), ns, strict=False)
+        if col is None and create:
             col = self._client.get_or_create_collection(
                 name, metadata={"hnsw:space": "cosine", "namespace": ns, "format": _FORMAT},
                 embedding_function=None,
             )
-        else:
-            from chromadb.errors import NotFoundError
+            self._check_owner(col, ns)
+        if col is not None:
+            self._cols[ns] = col
+        return col
 
-            try:
-                col = self._client.get_collection(name, embedding_function=None)
-            except (NotFoundError, ValueError):
-                return None
-        self._cols[ns] = col
+    def _get_collection(self, name: str, ns: str, *, strict: bool = True) -> Any:
+        from chromadb.errors import NotFoundError
+
+        try:
+            col = self._client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return None
+        if not strict and (getattr(col, "metadata", None) or {}).get("namespace") != ns:
+            return None  # an old name another namespace was cut to: not ours
+        return self._check_owner(col, ns)
+
+    @staticmethod
+    def _check_owner(col: Any, ns: str) -> Any:
+        owner = (getattr(col, "metadata", None) or {}).get("namespace")
+        if owner is not None and owner != ns:  # never read or write another tenant's records
+            raise MemoryStoreError(f"collection {col.name!r} belongs to namespace {owner!r}, not {ns!r}")
         return col
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -208,6 +243,15 @@ class TrajectoryStore:
             return max(1, min(int(self._client.get_max_batch_size()), 5000))
         except Exception:
             return 1000
+
+    def _begin(self, ns: str, low: int, high: int) -> None:
+        """Before a write that changes the count: the counts a crash may leave (see ``_integrity``)."""
+        if self._manifest is not None:
+            self._manifest.begin(ns, low, high)
+
+    def _commit(self, ns: str, col: Any) -> None:
+        if self._manifest is not None:
+            self._manifest.commit(ns, int(col.count()), segment_of(self, col))
 
     # ------------------------------------------------------------------ namespaces and reads
     def namespaces(self) -> list[str]:
@@ -269,13 +313,15 @@ class TrajectoryStore:
     # ------------------------------------------------------------------ writes
     def _to_record(self, item: Trajectory | MemoryRecord, ns: str) -> MemoryRecord:
         if isinstance(item, Trajectory):
-            return compress(item, self.llm, config=self.compression, namespace=ns)
+            item = bound_trajectory(item, self.config, self.counters)
+            return bound_record(compress(item, self.llm, config=self.compression, namespace=ns), self.config,
+                                self.counters)
         if isinstance(item, MemoryRecord):
             _check_question(item.question)
             _check_reward(item.reward)
             if not item.id:
                 raise InvalidInputError("a MemoryRecord to add needs an id")
-            return replace(item, namespace=ns)
+            return replace(bound_record(item, self.config, self.counters), namespace=ns)
         raise InvalidInputError(f"add() takes a Trajectory or a MemoryRecord, got {type(item).__name__}")
 
     def add(self, item: Trajectory | MemoryRecord, *, namespace: str | None = None) -> str:
@@ -300,7 +346,9 @@ class TrajectoryStore:
                 clash = col.get(ids=given, include=[])["ids"]
                 if clash:
                     raise InvalidInputError(f"record id(s) already stored: {clash[:5]}; delete them or import_jsonl")
-            kept, new, updates = self._apply_write_rules(col, records, embs)
+            kept, new, updates = apply_write_rules(col, records, embs, self.config.duplicate_threshold, self._batch())
+            before = int(col.count()) if self._manifest is not None else 0
+            self._begin(ns, 0 if self.config.max_records is not None else before, before + len(new))
             step = self._batch()
             new_ids = list(new)
             for i in range(0, len(new_ids), step):
@@ -316,74 +364,8 @@ class TrajectoryStore:
             self.counters["duplicates_kept"] += len(records) - len(new) - len(updates)
             if self.config.max_records is not None:
                 self._evict(col, ns)
+            self._commit(ns, col)
         return kept
-
-    def _replaces(self, old_judgement: str, old_summary: str, rec: MemoryRecord) -> bool:
-        if old_judgement != "correct":
-            return True
-        return rec.judgement == "correct" and len(rec.summary) < len(old_summary)
-
-    def _apply_write_rules(
-        self, col: Any, records: list[MemoryRecord], embs: np.ndarray
-    ) -> tuple[list[str], dict[str, tuple[MemoryRecord, np.ndarray]], dict[str, tuple[MemoryRecord, np.ndarray, dict]]]:
-        thr = self.config.duplicate_threshold
-        new: dict[str, tuple[MemoryRecord, np.ndarray]] = {}
-        updates: dict[str, tuple[MemoryRecord, np.ndarray, dict]] = {}
-        if thr is None:
-            return [r.id for r in records], {r.id: (r, e) for r, e in zip(records, embs, strict=True)}, updates
-        near: list[tuple[str, float, dict] | None] = [None] * len(records)
-        if col.count() > 0:
-            step = self._batch()
-            for i in range(0, len(records), step):
-                res = col.query(query_embeddings=embs[i:i + step], n_results=1, include=["metadatas", "distances"])
-                for j, (ids, ds, ms) in enumerate(zip(res["ids"], res["distances"], res["metadatas"], strict=True)):
-                    if ids and 1.0 - ds[0] >= thr - 1e-6:
-                        near[i + j] = (ids[0], 1.0 - ds[0], ms[0])
-        kept: list[str] = []
-        sim = embs @ embs.T  # near-duplicates inside the batch itself
-        pend_ids: list[str] = []  # ids of new records, and the batch row holding their current content
-        pend_rows: list[int] = []
-        for idx, (rec, emb) in enumerate(zip(records, embs, strict=True)):
-            best: tuple[str, float] | None = None
-            if pend_rows:
-                row = sim[idx, pend_rows]
-                j = int(np.argmax(row))
-                if row[j] >= thr - 1e-6:
-                    best = (pend_ids[j], float(row[j]))
-            hit = near[idx]
-            if hit is not None and (best is None or hit[1] > best[1]):
-                best = (hit[0], hit[1])
-            if best is None:
-                new[rec.id] = (rec, emb)
-                pend_ids.append(rec.id)
-                pend_rows.append(idx)
-                kept.append(rec.id)
-                continue
-            old_id = best[0]
-            if old_id in new:
-                old = new[old_id][0]
-                if self._replaces(old.judgement, old.summary, rec):
-                    new[old_id] = (replace(rec, id=old_id), emb)
-                    pend_rows[pend_ids.index(old_id)] = idx
-            elif old_id in updates:
-                old = updates[old_id][0]
-                if self._replaces(old.judgement, old.summary, rec):
-                    updates[old_id] = (replace(rec, id=old_id), emb, self._reset_meta(rec, hit[2]))  # type: ignore[index]
-            else:
-                assert hit is not None
-                old_meta = hit[2]
-                f = static_fields(old_meta)
-                if self._replaces(str(f.get("judgement")), str(f.get("summary", "")), rec):
-                    updates[old_id] = (replace(rec, id=old_id), emb, self._reset_meta(rec, old_meta))
-            kept.append(old_id)
-        return kept, new, updates
-
-    @staticmethod
-    def _reset_meta(rec: MemoryRecord, old_meta: dict[str, Any]) -> dict[str, Any]:
-        """New static fields and every old utility key deleted: a fresh utility, in one write."""
-        meta: dict[str, Any] = {k: None for k in old_meta if is_utility_key(k)}
-        meta.update(to_metadata(rec))
-        return meta
 
     def _evict(self, col: Any, ns: str) -> int:
         cap = self.config.max_records
@@ -532,8 +514,11 @@ class TrajectoryStore:
                 if col is None:
                     return 0
                 n = int(col.count())
+                self._begin(ns, 0, n)
                 self._client.delete_collection(col.name)
                 self._cols.pop(ns, None)
+                if self._manifest is not None:
+                    self._manifest.drop(ns)
             self.counters["deleted"] += n
             return n
         ns = self._ns(namespace)
@@ -550,7 +535,10 @@ class TrajectoryStore:
                 victims += col.get(where={"task_id": task_id}, include=[])["ids"]
             victims = list(dict.fromkeys(victims))
             if victims:
+                n = int(col.count()) if self._manifest is not None else 0
+                self._begin(ns, n - len(victims), n)
                 col.delete(ids=victims)
+                self._commit(ns, col)
         self.counters["deleted"] += len(victims)
         return len(victims)
 
@@ -579,6 +567,8 @@ class TrajectoryStore:
         """Drop the client and cached collections (the data stays on disk or on the server)."""
         self._cols.clear()
         self._client = None
+        if self._writer is not None:
+            self._writer.release()
 
     def __enter__(self) -> TrajectoryStore:
         return self

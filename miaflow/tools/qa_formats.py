@@ -10,24 +10,67 @@
   hash of the text appended only when the title is ambiguous. A questions file and the corpus built from the same
   paragraphs therefore give the same ids.
 - ``jsonl`` questions: miaflow's own ``{id, question, answer, supporting_ids}`` lines (the shipped sample).
+
+A questions file that is missing, not JSON, or holds a line that is not an object raises
+:class:`QuestionsFileError` (an :class:`~miaflow.errors.InvalidInputError`) naming the file and the line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError
+from ..errors import CorpusError, InvalidInputError
 from ._paths import corpus_root
 from .loaders import CorpusLoad, read_records, title_ids
 from .records import Document, QAExample
 
-__all__ = ["hotpotqa_corpus", "musique_corpus", "load_questions", "QUESTION_FORMATS"]
+__all__ = ["hotpotqa_corpus", "musique_corpus", "load_questions", "question_lines", "QuestionsFileError",
+           "QUESTION_FORMATS"]
 
 log = logging.getLogger(__name__)
 
 QUESTION_FORMATS = ("auto", "hotpotqa", "musique", "jsonl")
+
+
+class QuestionsFileError(InvalidInputError, CorpusError):
+    """A questions file is missing, unreadable or malformed; the message names the file and the line."""
+
+
+def _questions_path(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise QuestionsFileError(f"questions file not found: {p}; give a .jsonl or .json questions file")
+    if p.is_dir():
+        raise QuestionsFileError(f"{p} is a folder; give the questions file (.json or .jsonl)")
+    return p
+
+
+def question_lines(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, record)`` for each non-blank line of a JSON Lines questions file, ``where`` being
+    ``name:line`` (the true line number). Each line must be a JSON object."""
+    p = _questions_path(path)
+    try:
+        fh = p.open(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise QuestionsFileError(f"cannot read questions file {p}: {e.strerror or e}") from None
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{p.name}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise QuestionsFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); expected one "
+                                         "object per line") from None
+            if not isinstance(rec, dict):
+                raise QuestionsFileError(f"{where}: expected a JSON object with a \"question\" field, got "
+                                         f"{type(rec).__name__}")
+            yield where, rec
 
 
 def _hotpot_paragraphs(rec: dict[str, Any], where: str) -> list[tuple[str, str]]:
@@ -108,20 +151,30 @@ def load_questions(path: str | Path, format: str = "auto") -> list[QAExample]:  
     """The questions of a HotpotQA, MuSiQue or miaflow JSONL questions file, in file order."""
     if format not in QUESTION_FORMATS:
         raise CorpusError(f"Unknown questions format {format!r}; use one of {', '.join(QUESTION_FORMATS)}")
-    root = corpus_root(path)
-    if root.is_dir():
-        raise CorpusError(f"{root} is a folder; give the questions file (.json or .jsonl)")
-    fmt = format
-    if fmt == "auto":
-        first = next(read_records(root), (None, None))[1]
-        if isinstance(first, dict) and "context" in first:
-            fmt = "hotpotqa"
-        elif isinstance(first, dict) and "paragraphs" in first:
-            fmt = "musique"
-        elif isinstance(first, dict) and "question" in first:
-            fmt = "jsonl"
-        else:
-            raise CorpusError(f"Cannot tell the questions format of {root}; pass format='hotpotqa'|'musique'|'jsonl'")
+    root = corpus_root(_questions_path(path))
+    try:
+        out = _questions(root, _detect(root) if format == "auto" else format)
+    except QuestionsFileError:
+        raise
+    except CorpusError as e:  # read_records names the file and the line already
+        raise QuestionsFileError(str(e)) from None
+    if not out:
+        raise QuestionsFileError(f"No questions in {root}")
+    return out
+
+
+def _detect(root: Path) -> str:
+    first = next(read_records(root), (None, None))[1]
+    if isinstance(first, dict) and "context" in first:
+        return "hotpotqa"
+    if isinstance(first, dict) and "paragraphs" in first:
+        return "musique"
+    if isinstance(first, dict) and "question" in first:
+        return "jsonl"
+    raise QuestionsFileError(f"Cannot tell the questions format of {root}; pass format='hotpotqa'|'musique'|'jsonl'")
+
+
+def _questions(root: Path, fmt: str) -> list[QAExample]:
     if fmt == "hotpotqa":
         out = [_hotpot_question(where, rec) for where, rec in read_records(root)]
     elif fmt == "musique":
@@ -130,14 +183,12 @@ def load_questions(path: str | Path, format: str = "auto") -> list[QAExample]:  
         out = [_musique_question(where, rec, ids) for where, rec in recs]
     else:
         out = [_plain_question(where, rec) for where, rec in read_records(root)]
-    if not out:
-        raise CorpusError(f"No questions in {root}")
     return out
 
 
 def _require(rec: Any, where: str, *keys: str) -> None:
     if not isinstance(rec, dict) or any(k not in rec for k in keys):
-        raise CorpusError(f"{where}: a question record needs the fields {', '.join(keys)}")
+        raise QuestionsFileError(f"{where}: a question record needs the fields {', '.join(keys)}")
 
 
 def _hotpot_question(where: str, rec: dict[str, Any]) -> QAExample:

@@ -31,7 +31,10 @@ _MODEL_NODES = ("plan", "execute", "reflect", "replan", "execute_replan", "judge
 
 
 def retryable(exc: Exception) -> bool:
-    """Retry policy predicate: retryable miaflow errors (server down, rate limits) and connection errors."""
+    """Retry policy predicate: retryable miaflow errors (server down, rate limits) and connection errors. A model
+    error whose client already spent its time budget is not retried again (that would multiply the budget)."""
+    if getattr(exc, "exhausted", False):
+        return False
     if isinstance(exc, MiaflowError):
         return exc.is_retryable()
     return isinstance(exc, ConnectionError | TimeoutError)

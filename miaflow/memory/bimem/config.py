@@ -57,6 +57,8 @@ class BiMemConfig:
         "help": "taken from facts that only ask a question (they rarely hold the answer)"})
     date_boost: float = field(default=0.2, metadata={
         "help": "added to the seed of facts dated within a date the query names (0 = ignore dates)"})
+    max_turn_chars: int | None = field(default=8000, metadata={
+        "help": "longer turns keep their head and end with a '[... N characters cut]' marker (None: no cap)"})
     date_window: tuple[int, int] = field(default=(2, 7), metadata={
         "help": "days before and after a named date that still match (reports of 'last week' come later)"})
 
@@ -89,5 +91,7 @@ class BiMemConfig:
                        f"{self.expansion_threshold} (in [-1, 1])")
         if len(self.date_window) != 2 or min(self.date_window) < 0:
             bad.append(f"date_window={self.date_window} (two day counts >= 0)")
+        if self.max_turn_chars is not None and self.max_turn_chars < 64:
+            bad.append(f"max_turn_chars={self.max_turn_chars} (must be >= 64 or None)")
         if bad:
             raise ValueError("invalid BiMemConfig: " + "; ".join(bad))

@@ -24,13 +24,16 @@ import logging
 import shutil
 import threading
 import time
+import weakref
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInputError, MemoryStoreError
 from ...llm.base import ChatModel
+from .._limits import cap_text, clean_text
 from . import _persist as persist
 from ._state import ConversationState
 from .config import MODES, BiMemConfig
@@ -65,14 +68,24 @@ class BiMemory:
     def __init__(self, path: str | Path, *, config: BiMemConfig | None = None, llm: ChatModel | None = None,
                  embedder: Embedder | None = None, namespace: str = "default", host: str | None = None,
                  port: int | None = None):
-        from .._chroma import collection_name, open_client
+        from .._chroma import open_client
+        from .._namespace import check_namespace, collection_name, storage_name
 
+        self.namespace = check_namespace(namespace)
         self.config = config or BiMemConfig()
         self.llm = llm
         self._embedder = embedder
         self.root = Path(path)
-        self._state_dir = self.root / "bimem" / namespace
+        self._state_dir = self.root / "bimem" / storage_name(namespace)  # a name, never a path
         self._lock = threading.RLock()
+        self.limits: Counter[str] = Counter()
+        """Texts cut to ``max_turn_chars``."""
+        self._writer = None
+        if host is None:
+            from .._lock import acquire
+
+            self._writer = acquire(self.root, "Bi-Mem memory", serve=self.root / "chroma")
+            weakref.finalize(self, self._writer.release)
         self.stats: dict[str, float] = {"turns": 0, "facts": 0, "llm_calls": 0, "extraction_fallbacks": 0,
                                         "ingest_seconds": 0.0, "embed_seconds": 0.0, "reflect_revised": 0,
                                         "reflect_conflicts": 0}
@@ -82,6 +95,7 @@ class BiMemory:
                 collection_name("bimem", namespace), metadata={"hnsw:space": "cosine"},
                 embedding_function=self.embedder.as_chroma())
         except Exception as e:  # chromadb raises many kinds on a corrupt folder
+            self.close()
             if isinstance(e, MemoryStoreError):
                 raise
             raise MemoryStoreError(f"cannot open the Bi-Mem vector store under {self.root}: {e}") from e
@@ -90,7 +104,16 @@ class BiMemory:
         self._nx = nx
         self._states: dict[str, ConversationState] = {}
         self._word_cache: dict[str, Any] = {}
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give back the folder's writer lock (the data stays on disk); the object is not used after this."""
+        if self._writer is not None:
+            self._writer.release()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -142,9 +165,14 @@ class BiMemory:
         Turns whose id is already stored are skipped. Returns the number of turns added."""
         if not isinstance(conversation_id, str) or not conversation_id.strip():
             raise InvalidInputError("conversation_id must be a non-empty string")
+        if clean_text(conversation_id) != conversation_id or "\x00" in conversation_id:
+            raise InvalidInputError(f"conversation_id {conversation_id!r} holds a NUL or a lone surrogate")
         turns = list(turns)
         if any(not isinstance(t, Turn) for t in turns):
             raise InvalidInputError("add_turns takes Turn records; use add_messages for plain dicts")
+        cap = self.config.max_turn_chars
+        turns = [replace(t, id=clean_text(t.id), speaker=clean_text(t.speaker), time=clean_text(t.time),
+                         text=cap_text(t.text, cap, self.limits, "turn")) for t in turns]
         with self._lock:
             st = self._states.get(conversation_id) or ConversationState(id=conversation_id, graph=self._nx.Graph())
             new: list[Turn] = []
