@@ -68,7 +68,7 @@ def test_huge_question_and_tool_output_are_capped(tmp_path):
     cfg = TrajectoryStoreConfig(max_question_chars=500, max_tool_output_chars=200)
     store = TrajectoryStore(tmp_path / "s", embedder=HashEmbedder(), config=cfg)
     steps = [{"tool": "search", "input": "q", "output": "Y" * 100_000}]
-    mid = _remember(store, "Tulsa", question="Where " + "very " * 20_000 + "?", steps=steps)
+    mid = store.add(Trajectory(task_id="t", question="Where " + "very " * 20_000 + "?", steps=steps, answer="Tulsa"))
     rec = store.get(mid)[0]
     assert len(rec.question) <= 500 and len(rec.summary) < 5000
     assert store.counters["truncated_question"] == 1 and store.counters["truncated_tool_output"] == 1
