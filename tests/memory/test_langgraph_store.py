@@ -280,6 +280,19 @@ def test_conversation_namespaces_feed_bimem(tmp_path, hash_embedder):
     assert turns == {"t2": "My sister moved to Porto.", "t3": "Pixel loves sleeping on the warm laptop."}
     assert s.get(ns, "t1") is None and ns in s.list_namespaces()
 
+    # a conversation Bi-Mem holds already reads through the store, and writes reach it
+    bimem.add_messages("c2", [{"id": "x1", "speaker": "Cy", "text": "We hiked the Rota Vicentina in May."},
+                              {"id": "x2", "speaker": "Di", "text": "My cousin bakes sourdough bread."}])
+    ns2 = ("conversations", "c2")
+    assert ns2 in s.list_namespaces(prefix=("conversations",))
+    assert s.get(ns2, "x1").value == {"speaker": "Cy", "text": "We hiked the Rota Vicentina in May.", "time": "",
+                                      "session": 0}
+    assert s.search(ns2, query="who bakes bread?")[0].key == "x2"
+    s.put(ns2, "x1", {"speaker": "Cy", "text": "We hiked in June."})
+    s.delete(ns2, "x2")
+    assert {t.id: t.text for t in bimem.turns("c2")} == {"x1": "We hiked in June."}
+    assert [i.key for i in s.search(ns2)] == ["x1"]
+
 
 class _State(TypedDict, total=False):
     user: str

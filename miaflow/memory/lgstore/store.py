@@ -2,10 +2,12 @@
 trajectory store (and, for conversation namespaces, Bi-Mem), so ``graph.compile(store=...)``, ``get_store()`` in a
 node and langmem's memory tools read and write miaflow memory unchanged.
 
-Mapping (collision-free: LangGraph forbids ``.`` and empty labels, so joining with ``.`` is one-to-one):
+Mapping:
 
 - a namespace tuple ``("users", "alice")`` is the trajectory-store namespace ``"users.alice"`` (one Chroma
-  collection); the agent's own namespace ``"default"`` is ``("default",)``;
+  collection); characters miaflow namespaces do not allow are written ``=XX`` (:func:`._mapping.namespace_to_miaflow`;
+  one-to-one, since LangGraph labels are non-empty and hold no ``.``); the agent's own namespace ``"default"`` is
+  ``("default",)``;
 - an item is one record of that namespace, its key the record id. The raw JSON value, its vectors and timestamps
   travel in the record's metadata, so ``get`` returns exactly what was put; the record's trajectory fields come
   from the value (``question``, ``answer``, ``plan``, ``summary``, ``judgement``, ``reward``, ``task_id``,
@@ -15,7 +17,9 @@ Mapping (collision-free: LangGraph forbids ``.`` and empty labels, so joining wi
 - with ``bimem=``, a namespace ``(conversation_label, conversation_id)`` is also a Bi-Mem conversation: values
   shaped as messages (``speaker``/``role`` and ``text``/``content`` strings) become turns (turn id = key), and a
   search with a query there is ranked by Bi-Mem's retrieval (a turn scores the best item that brings it).
-  Changing or deleting a turn rebuilds the conversation from the remaining turns (in LLM mode that calls the model).
+  Turns Bi-Mem holds that no item carries (a conversation ingested directly) read as items too, the turn as
+  value. Changing or deleting a turn rebuilds the conversation from the remaining turns (in LLM mode that calls
+  the model again).
 
 Semantics follow LangGraph's ``InMemoryStore``: reads of a batch see the state before its writes, the last write
 to a key in a batch wins, a write sets both ``created_at`` and ``updated_at`` to now but keeps the item's place in
@@ -23,7 +27,9 @@ unranked results (namespace first written, then key first written), filters are 
 or ``$eq/$ne/$gt/$gte/$lt/$lte``, a ranked search puts items with no vector after the ranked ones, and a
 namespace stays listed after its last item is deleted. Differences: values must be JSON (a value comes back
 decoded, tuples as lists); search always embeds (the trajectory store's embedder unless ``index["embed"]`` is
-given) and scores by exact cosine over the matching namespaces; no TTL.
+given) and scores by exact cosine over every item of the matching namespaces (linear in their size, no ANN
+index); a namespace emptied and written again moves to the end of unranked results; a ``get`` never makes a
+namespace appear in ``list_namespaces`` (``InMemoryStore``'s does); no TTL.
 """
 
 from __future__ import annotations
@@ -185,6 +191,23 @@ class LangGraphStore(BaseStore):
                 "order": order}
 
     def _rows(self, ns: tuple[str, ...], *, ids: list[str] | None = None, vectors: bool = False) -> list[dict]:
+        """The items of a namespace; in a conversation namespace also the Bi-Mem turns no item carries (written
+        outside LangGraph: their value is the turn, their timestamps unknown, shown as the epoch)."""
+        rows = self._chroma_rows(ns, ids=ids, vectors=vectors)
+        conv = self._conversation(ns)
+        if conv is None or conv not in self.bimem.conversations():
+            return rows
+        have, wanted = {r["key"] for r in rows}, None if ids is None else set(ids)
+        epoch = datetime.fromtimestamp(0, UTC)
+        for i, t in enumerate(self.bimem.turns(conv)):
+            if t.id not in have and (wanted is None or t.id in wanted):
+                rows.append({"ns": ns, "key": t.id, "created": epoch, "updated": epoch, "order": (0, i),
+                             "value": {"speaker": t.speaker, "text": t.text, "time": t.time, "session": t.session},
+                             "vecs": np.zeros((0, 0), np.float32)})
+        return rows
+
+    def _chroma_rows(self, ns: tuple[str, ...], *, ids: list[str] | None = None,
+                     vectors: bool = False) -> list[dict]:
         col = self._col(ns, create=False)
         if col is None or ids == []:
             return []
@@ -203,12 +226,15 @@ class LangGraphStore(BaseStore):
             offset += len(got["ids"])
 
     def _namespaces(self) -> list[tuple[str, ...]]:
+        """Namespaces of the trajectory store a LangGraph namespace maps to, and Bi-Mem's conversations."""
         out = []
         for name in self.trajectories.namespaces():
             ns = namespace_from_miaflow(name)
             if all(ns) and not any(_SEP in label for label in ns) and namespace_to_miaflow(ns) == name:
                 out.append(ns)  # a name no LangGraph namespace maps to is left alone
-        return sorted(out)
+        if self.bimem is not None:
+            out += [(self.conversation_label, c) for c in self.bimem.conversations() if c and _SEP not in c]
+        return sorted(set(out))
 
     # ------------------------------------------------------------------ reads
     def _get(self, ops: list[tuple[int, GetOp]], results: list[Result]) -> None:
@@ -270,9 +296,6 @@ class LangGraphStore(BaseStore):
 
     def _list(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         names = self._namespaces()
-        if self.bimem is not None:
-            names = sorted(set(names) | {(self.conversation_label, c) for c in self.bimem.conversations()
-                                         if c and _SEP not in c})
         for cond in op.match_conditions or ():
             names = [ns for ns in names if namespace_matches(ns, cond)]
         if op.max_depth is not None:
@@ -312,8 +335,14 @@ class LangGraphStore(BaseStore):
                          stamp: str) -> None:
         writes = [p for p in group if not p["delete"]]
         col = self._col(ns, create=bool(writes))
-        if col is None:
-            return
+        if col is not None:
+            self._write_records(ns, col, group, writes, vecs, now, stamp)
+        conv = self._conversation(ns)
+        if conv is not None:
+            self._mirror_conversation(conv, group)
+
+    def _write_records(self, ns: tuple[str, ...], col: Any, group: list[dict], writes: list[dict],
+                       vecs: np.ndarray, now: float, stamp: str) -> None:
         keys = [p["key"] for p in group]
         with self.trajectories._errors("write items"):
             got = col.get(ids=keys, include=["metadatas"])
@@ -351,11 +380,8 @@ class LangGraphStore(BaseStore):
                     call(ids=target["ids"], embeddings=np.stack(target["embeddings"]),
                          metadatas=target["metadatas"])
             self._commit(ns, col)
-        conv = self._conversation(ns)
-        if conv is not None:
-            self._mirror_conversation(conv, group, set(old))
 
-    def _mirror_conversation(self, conv: str, group: list[dict], existed: set[str]) -> None:
+    def _mirror_conversation(self, conv: str, group: list[dict]) -> None:
         """Keep the Bi-Mem conversation in step with the message-shaped items of its namespace."""
         from ..bimem.ingest import parse_messages
 
@@ -369,7 +395,7 @@ class LangGraphStore(BaseStore):
 
         new = [m for p in group if not p["delete"] and (m := message(p)) is not None]
         known = {t.id for t in self.bimem.turns(conv)} if conv in self.bimem.conversations() else set()
-        changed = {p["key"] for p in group if p["key"] in known and (p["delete"] or p["key"] in existed)}
+        changed = {p["key"] for p in group if p["key"] in known}
         if changed:  # Bi-Mem never rewrites a turn: rebuild the conversation from what remains
             keep = [t for t in self.bimem.turns(conv) if t.id not in changed]
             self.bimem.delete_conversation(conv)
