@@ -277,3 +277,27 @@ def test_namespace_deleted_by_another_client(make_store):
     except MemoryStoreError as e:  # the first call may see the stale handle; it is retryable and then clean
         assert e.is_retryable()
         assert a.recall(QS[0]).ids == []
+
+
+def test_collections_named_by_an_earlier_release_stay_readable(tmp_path, hash_embedder):
+    """Plain short namespaces keep their collection name; an odd one written under the old 8-hex name is found
+    through its stored namespace, and a cut old name that belongs to another namespace is never used."""
+    from miaflow.memory._chroma import open_client
+    from miaflow.memory._namespace import collection_name, legacy_collection_name
+
+    assert collection_name("mia-traj", "default") == legacy_collection_name("mia-traj", "default")
+    path = tmp_path / "old"
+    store = TrajectoryStore(path, embedder=hash_embedder)
+    store.close()
+    client = open_client(path)
+    old = client.create_collection(legacy_collection_name("mia-traj", "user:alice"), embedding_function=None,
+                                   metadata={"hnsw:space": "cosine", "namespace": "user:alice",
+                                             "format": "miaflow-trajectory-store"})
+    rec = store._to_record(make_traj(0, QS[0]), "user:alice")
+    from miaflow.memory._codec import to_metadata
+
+    old.add(ids=[rec.id], embeddings=hash_embedder.embed([rec.question]), metadatas=[to_metadata(rec)])
+    with TrajectoryStore(path, embedder=hash_embedder, namespace="user:alice") as again:
+        assert again.count() == 1 and again.recall(QS[0]).ids == [rec.id]
+        again.add(make_traj(1, QS[1]))
+        assert again.count() == 2  # written to the collection it found
