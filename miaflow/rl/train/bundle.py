@@ -1,0 +1,96 @@
+"""The trained adapters shipped with the package for the bundled model, and how a training run installs them.
+
+Layout inside the package: ``miaflow/data/adapters/<role>/`` (PEFT files: ``adapter_config.json`` and
+``adapter_model.safetensors``) and ``miaflow/data/adapters/MODEL_CARD.md`` (data, command, commit, figures) plus
+``manifest.json`` (the same facts, machine-readable). :class:`~miaflow.llm.local.LocalChatModel` loads them when it
+runs the bundled model, unless told not to (``trained_adapters=False``, ``--base-model-only``, or the environment
+variable ``MIAFLOW_BASE_MODEL_ONLY=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ...errors import InvalidInputError
+from ...llm.bundled import ADAPTER_ROLES as ROLES
+from ...llm.bundled import bundled_adapters_dir
+
+__all__ = ["install_run"]
+
+_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _card(manifest: dict[str, Any]) -> str:
+    lines = ["# Trained adapters for the bundled SmolLM2-135M-Instruct", "",
+             "LoRA adapters of the planner and executor roles, trained by miaflow's offline stage (SFT warm start, "
+             "then alternating GRPO through TRL). Loaded by default with the bundled model; "
+             "`--base-model-only` (or `MIAFLOW_BASE_MODEL_ONLY=1`) turns them off.", "",
+             f"- command: `{manifest['command']}`", f"- commit: {manifest['commit']}",
+             f"- recipe: {manifest['recipe']}", f"- installed: {manifest['installed']}", "", "## Data", ""]
+    for path, digest in manifest["data"].get("files", {}).items():
+        lines.append(f"- `{Path(path).name}` sha256 {digest[:16]}...")
+    lines.append("")
+    lines.append("Never trained or tuned on the report files (`hotpotqa/dev.jsonl`, `locomo_dev.json`).")
+    lines += ["", "## Figures", ""]
+    for role, info in manifest["roles"].items():
+        for stage in info["stages"]:
+            lines.append(f"- {role} {stage.get('stage')}: {stage.get('steps')} steps, {stage.get('seconds')} s, "
+                         f"{stage.get('tokens_per_second', '-')} tokens/s, loss {stage.get('loss', '-')}")
+    for k, v in manifest.get("evaluation", {}).items():
+        lines.append(f"- {k}: {v}")
+    return "\n".join(lines) + "\n"
+
+
+def install_run(run_root: str | Path, *, command: str, target: Path | None = None,
+                evaluation: dict[str, Any] | None = None) -> Path:
+    """Copy the current version of each role of a finished run into ``target`` (the package data by default)."""
+    from ..adapters import AdapterRegistry
+
+    run_root = Path(run_root)
+    target = target or bundled_adapters_dir()
+    recipe = json.loads((run_root / "recipe.json").read_text())
+    data = json.loads((run_root / "data.json").read_text()) if (run_root / "data.json").exists() else {}
+    roles: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix=".adapters.", dir=target.parent if target.parent.exists() else None))
+    try:
+        for role in ROLES:
+            if not (run_root / role).exists():
+                continue
+            reg = AdapterRegistry(run_root / role)
+            v = reg.current
+            if v.path is None:
+                continue
+            (tmp / role).mkdir(parents=True)
+            for f in _FILES:
+                shutil.copy2(v.path / f, tmp / role / f)
+            stages = [{k: x.metrics.get(k) for k in ("stage", "steps", "seconds", "tokens_per_second", "loss")}
+                      for x in reg.versions() if x.path is not None]
+            roles[role] = {"version": v.name, "stages": stages}
+        if not roles:
+            raise InvalidInputError(f"{run_root} has no trained adapter version to install")
+        manifest = {"command": command, "commit": _commit(), "recipe": recipe.get("name"),
+                    "installed": time.strftime("%Y-%m-%d"), "data": data, "roles": roles,
+                    "evaluation": evaluation or {}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        (tmp / "MODEL_CARD.md").write_text(_card(manifest))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
