@@ -83,9 +83,18 @@ class FunctionJudge:
         return Judgement(label=label, score=1.0 if label == "correct" else 0.0, method="function")
 
 
+def _with_role_adapter(model: Any, config: Any, default: Any, role: str) -> Any:
+    """The role's config, naming the model's trained adapter for this role when the config names none."""
+    from dataclasses import replace
+
+    cfg = config or default()
+    trained = (getattr(model, "role_adapters", None) or {}).get(role)
+    return replace(cfg, adapter=trained) if trained and cfg.adapter is None else cfg
+
+
 def as_planner(role: Any, config: PlannerConfig | None = None) -> Any:
     if is_chat_model(role):
-        return Planner(role, config)
+        return Planner(role, _with_role_adapter(role, config, PlannerConfig, "planner"))
     if hasattr(role, "plan"):
         return role
     if callable(role):
@@ -95,7 +104,7 @@ def as_planner(role: Any, config: PlannerConfig | None = None) -> Any:
 
 def as_executor(role: Any, index: Any, config: ExecutorConfig | None = None, tools: Sequence[Tool] = ()) -> Any:
     if is_chat_model(role):
-        return Executor(role, index, config, tools)
+        return Executor(role, index, _with_role_adapter(role, config, ExecutorConfig, "executor"), tools)
     if hasattr(role, "run"):
         return role
     if callable(role):

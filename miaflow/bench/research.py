@@ -27,10 +27,13 @@ def command(
                                "(distractor setting, fast to index); file: every paragraph of the data file."),
     index_dir: Path = typer.Option(None, "--index-dir", help="Where the corpus index is cached."),
     out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for research.json and the PNG plots."),
+    adapters: str = typer.Option("default", "--adapters", help="Adapter sets to compare, comma-separated: base (no "
+                                 "adapter), trained (the shipped trained roles), default (whatever the model "
+                                 "loads), or a training run folder (its current planner / executor versions)."),
 ) -> None:
     """Research benchmark: EM/F1, gold-paragraph recall, tool calls, tokens, wall time; memory off vs on."""
     run_bench(data=data, format=format, limit=limit, model=model, memory=memory, reflect=reflect,
-              corpus=corpus, index_dir=index_dir, out=out)
+              corpus=corpus, index_dir=index_dir, out=out, adapters=[a.strip() for a in adapters.split(",") if a.strip()])
 
 
 def _subset(data: Path, format: str, limit: int, cache: Path) -> Path:  # noqa: A002
@@ -57,12 +60,60 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def restates_question(answer: str, question: str) -> bool:
+    """An answer whose words all come from the question (or an empty one) says nothing new.
+
+    >>> restates_question("The band who released the album", "The band who released the album played where?")
+    True
+    >>> restates_question("Tulsa, Oklahoma", "The band played where?")
+    False
+    """
+    from .._text import normalize_answer
+
+    words = normalize_answer(answer).split()
+    return not words or set(words) <= set(normalize_answer(question).split())
+
+
+def _adapter_roles(llm, spec: str) -> dict[str, str]:  # noqa: ANN001
+    """The role -> adapter map an arm runs with: {} for base, the shipped roles, or a run folder's versions."""
+    from ..errors import InvalidInputError
+
+    if spec == "default":
+        return dict(getattr(llm, "role_adapters", {}) or {})
+    if spec == "base":
+        return {}
+    if spec == "trained":
+        from ..llm.bundled import bundled_adapters
+
+        paths = bundled_adapters()
+    else:
+        from ..rl.adapters import AdapterRegistry
+
+        run = Path(spec)
+        if not run.is_dir():
+            raise InvalidInputError(f"--adapters: {spec!r} is neither base, trained, default nor a run folder")
+        paths = {r: v.path for r in ("planner", "executor") if (run / r).is_dir()
+                 and (v := AdapterRegistry(run / r).current).path is not None}
+    if not paths:
+        raise InvalidInputError(f"--adapters {spec}: no trained adapter found")
+    if not hasattr(llm, "load_adapter"):
+        raise InvalidInputError("--adapters needs a local model (adapters are attached to its weights)")
+    roles = {}
+    for role, path in paths.items():
+        name = f"{role}-{spec}" if spec != "trained" else role
+        if name not in getattr(llm, "adapters", []):
+            llm.load_adapter(name, path)
+        roles[role] = name
+    return roles
+
+
 def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: str = "local",  # noqa: A002
               memory: str = "both", reflect: bool = True, corpus: str = "questions", index_dir: Path | None = None,
-              out: Path | None = Path("bench-out"), llm=None) -> dict:  # noqa: ANN001
+              out: Path | None = Path("bench-out"), llm=None, adapters: list[str] | None = None) -> dict:  # noqa: ANN001
     import hashlib
     import tempfile
     import time
+    from dataclasses import replace
 
     from rich.console import Console
 
@@ -108,11 +159,25 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
         "data": str(data), "format": format, "limit": limit, "model": getattr(llm, "name", model),
         "memory": memory, "reflect": reflect, "corpus": corpus, "corpus_docs": len(index), "index_seconds": t_index,
         "model_load_seconds": t_model})
+    sets = adapters or ["default"]
+    arms = [(a, m) for a in sets for m in modes]
     per_mode: dict[str, list[dict]] = {}
-    for mode in modes:
+    for aset, mode in arms:
+        arm = mode if len(sets) == 1 else f"{aset}_{mode}"
+        roles = _adapter_roles(llm, aset)
         tmp = tempfile.TemporaryDirectory(prefix="miaflow-bench-") if mode == "on" else None
         store = TrajectoryStore(Path(tmp.name) / "memory") if tmp else None
-        wf = ResearchWorkflow(planner=llm, index=index, store=store, config=config)
+        arm_config = replace(config, planner=replace(config.planner, adapter=roles.get("planner")),
+                             executor=replace(config.executor, adapter=roles.get("executor")))
+        saved_roles = getattr(llm, "role_adapters", None)
+        if saved_roles is not None:
+            llm.role_adapters = {}  # the arm's config names its adapters; None there means the base model
+        try:
+            wf = ResearchWorkflow(planner=llm, index=index, store=store, config=arm_config)
+        finally:
+            if saved_roles is not None:
+                llm.role_adapters = saved_roles
+        report.config.setdefault("arms", {})[arm] = {"adapters": aset, "memory": mode, "roles": roles}
         rows = []
         for qi, q in enumerate(questions, 1):
             gold = [q.answer, *q.answer_aliases]
@@ -129,8 +194,10 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
                 "tokens": res.tokens["total"], "model_calls": res.tokens["calls"], "wall_s": wall,
                 "model_s": res.timings["model"], "replan": res.replan_decision, "plan_fallback": res.plan_fallback,
                 "used_memories": len(res.used_memory_ids),
+                "restated": restates_question(res.answer, q.question),
+                "answer_fallbacks": int(getattr(res, "answer_fallbacks", 0) or 0),
             })
-            console.print(f"[dim]memory {mode} {qi}/{len(questions)}: F1 {rows[-1]['f1']:.2f}, "
+            console.print(f"[dim]{arm} {qi}/{len(questions)}: F1 {rows[-1]['f1']:.2f}, "
                           f"gold recall {rows[-1]['support_recall']:.2f}, {wall:.1f}s[/]")
         if store is not None:
             rows_mem = store.count()
@@ -138,11 +205,11 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
             tmp.cleanup()
         else:
             rows_mem = 0
-        per_mode[mode] = rows
-        report.results[f"memory_{mode}"] = {"questions": rows, "memories_stored": rows_mem}
-    summary_cols = ["memory", "EM", "F1", "gold para recall", "cited gold", "tool calls/q", "tokens/q",
+        per_mode[arm] = rows
+        report.results[f"memory_{arm}"] = {"questions": rows, "memories_stored": rows_mem}
+    summary_cols = ["arm", "EM", "F1", "gold para recall", "cited gold", "tool calls/q", "tokens/q",
                     "wall s/q (p50)", "wall s/q (p90)", "outside model", "replans", "default plans",
-                    "memories used/q"]
+                    "memories used/q", "usable plans", "restated", "answer fallbacks"]
     summary = []
     for mode, rows in per_mode.items():
         wall = [r["wall_s"] for r in rows]
@@ -155,17 +222,22 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
             "wall_p50": percentile(wall, 50), "wall_p90": percentile(wall, 90), "outside_model_share": outside,
             "replans": sum(r["replan"] for r in rows), "plan_fallbacks": sum(r["plan_fallback"] for r in rows),
             "memories_used": _mean([r["used_memories"] for r in rows]),
+            "usable_plans": 1.0 - _mean([float(r["plan_fallback"]) for r in rows]),
+            "restated": sum(r["restated"] for r in rows),
+            "answer_fallbacks": sum(r["answer_fallbacks"] for r in rows),
         }
         report.results[f"summary_{mode}"] = s
         summary.append([mode, s["em"], s["f1"], s["support_recall"], s["cited_gold"], s["tool_calls"], s["tokens"],
                         s["wall_p50"], s["wall_p90"], f"{outside:.1%}", s["replans"], s["plan_fallbacks"],
-                        s["memories_used"]])
+                        s["memories_used"], f"{s['usable_plans']:.0%}", s["restated"], s["answer_fallbacks"]])
         report.headline[f"em_{mode}"] = s["em"]
         report.headline[f"f1_{mode}"] = s["f1"]
         report.headline[f"recall_{mode}"] = s["support_recall"]
         report.headline[f"outside_model_{mode}"] = round(outside, 4)
+        report.headline[f"usable_plans_{mode}"] = round(s["usable_plans"], 3)
+        report.headline[f"restated_{mode}"] = s["restated"]
     first = next(iter(per_mode.values()))
-    report.table(f"research per question (memory {modes[0]})",
+    report.table(f"research per question ({next(iter(per_mode))})",
                  ["#", "answer", "gold", "EM", "F1", "gold recall", "tools", "tokens", "wall s"],
                  [[i, r["answer"][:30], r["gold"][:30], r["em"], r["f1"], r["support_recall"], r["tool_calls"],
                    r["tokens"], r["wall_s"]] for i, r in enumerate(first, 1)])
@@ -178,7 +250,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
         x = range(len(first))
         width = 0.8 / len(names)
         for j, m in enumerate(names):
-            ax1.bar([i + j * width for i in x], [r["f1"] for r in per_mode[m]], width, label=f"memory {m}")
+            ax1.bar([i + j * width for i in x], [r["f1"] for r in per_mode[m]], width, label=m)
         ax1.set_xticks([i + width * (len(names) - 1) / 2 for i in x], [str(i + 1) for i in x])
         ax1.set_xlabel("question")
         ax1.set_ylabel("F1")
@@ -190,7 +262,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
             other = sum(r["wall_s"] for r in rows) - model_s
             ax2.bar(j, model_s, color="tab:blue", label="model calls" if j == 0 else None)
             ax2.bar(j, other, bottom=model_s, color="tab:orange", label="everything else" if j == 0 else None)
-        ax2.set_xticks(range(len(names)), [f"memory {m}" for m in names])
+        ax2.set_xticks(range(len(names)), names)
         ax2.set_ylabel("seconds (all questions)")
         ax2.set_title("where the wall time goes")
         ax2.legend()

@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("local", "--model", help="'local' (bundled SmolLM2) or an OpenAI-compatible URL."),
         memory: Path = typer.Option(None, "--memory", help="Trajectory memory folder (default: a temp folder)."),
         reflect: bool = typer.Option(True, "--reflect/--no-reflect", help="Reflect and maybe replan."),
+        base_model_only: bool = typer.Option(False, "--base-model-only", help="Run the bundled model without its "
+                                             "shipped trained planner / executor adapters."),
     ) -> None:
         """Index the shipped sample, answer a few of its questions end to end with memory on, show EM/F1."""
         from rich.console import Console
@@ -26,14 +28,15 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         try:
-            run_demo(console, questions=questions, model=model, memory=memory, reflect=reflect)
+            run_demo(console, questions=questions, model=model, memory=memory, reflect=reflect,
+                     base_model_only=base_model_only)
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
 
 
 def run_demo(console, *, questions: int = 5, model: str = "local", memory: Path | None = None,  # noqa: ANN001
-             reflect: bool = True) -> dict:
+             reflect: bool = True, base_model_only: bool = False) -> dict:
     import tempfile
     import time
 
@@ -56,7 +59,7 @@ def run_demo(console, *, questions: int = 5, model: str = "local", memory: Path 
     console.print(f"[dim]indexed {len(index)} HotpotQA paragraphs (CC BY-SA 4.0) in {t_index:.1f}s[/]")
     with console.status("loading the model...", spinner="dots"):
         t0 = time.perf_counter()
-        llm = load_chat_model(model)
+        llm = load_chat_model(model, base_model_only=base_model_only)
         t_model = time.perf_counter() - t0
     console.print(f"[dim]model {llm.name} loaded in {t_model:.1f}s[/]")
     tmp = None
@@ -68,6 +71,10 @@ def run_demo(console, *, questions: int = 5, model: str = "local", memory: Path 
                             executor=ExecutorConfig(answer_max_tokens=24, passage_chars=400),
                             reflect=reflect)
     wf = ResearchWorkflow(planner=llm, index=index, store=store, config=config)
+    serving = {"planner": getattr(getattr(wf.planner, "config", None), "adapter", None),
+               "executor": getattr(getattr(wf.executor, "config", None), "adapter", None)}
+    console.print("[bold]serving:[/] " + ", ".join(f"{role} = {name or 'base model'}" for role, name in serving.items())
+                  + ("" if any(serving.values()) else " (no trained adapters: --base-model-only or none shipped)"))
     rows, results = [], []
     for i, q in enumerate(sample_questions(questions), 1):
         console.rule(f"[bold]Question {i}/{questions}")
@@ -103,6 +110,7 @@ def run_demo(console, *, questions: int = 5, model: str = "local", memory: Path 
         "memories": store.count(),
         "plan_fallbacks": sum(r.plan_fallback for r, _ in results),
         "seconds": time.perf_counter() - t_start,
+        "adapters": serving,
     }
     console.print(f"[bold]totals:[/] EM {totals['em']:.2f}, F1 {totals['f1']:.2f}, gold paragraphs found "
                   f"{totals['support_recall']:.0%}, {totals['tool_calls']} tool calls, {totals['tokens']} tokens, "

@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
         thread_id: str = typer.Option(None, "--thread-id", help="Resume or name the checkpointed run."),
         reflect: bool = typer.Option(True, "--reflect/--no-reflect", help="Reflect and maybe replan."),
         best_of_n: int = typer.Option(1, "--best-of-n", min=1, help="Plans to sample; the model picks one."),
+        base_model_only: bool = typer.Option(False, "--base-model-only", help="Run the bundled model without its "
+                                             "shipped trained planner / executor adapters."),
     ) -> None:
         """Answer a question over a local corpus with citations (plan, search, read, answer, judge, remember)."""
         from rich.console import Console
@@ -48,14 +50,14 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             _research(console, question, corpus, model, executor_model, memory, gold, checkpoint, thread_id,
-                      reflect, best_of_n)
+                      reflect, best_of_n, base_model_only)
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
 
 
 def _research(console, question, corpus, model, executor_model, memory, gold, checkpoint, thread_id, reflect,
-              best_of_n) -> None:  # noqa: ANN001
+              best_of_n, base_model_only=False) -> None:  # noqa: ANN001
     from ..errors import InvalidInputError
     from ..llm import load_chat_model
     from ..workflows import ResearchConfig, ResearchWorkflow
@@ -66,8 +68,8 @@ def _research(console, question, corpus, model, executor_model, memory, gold, ch
     with console.status("indexing the corpus...", spinner="dots"):
         index = open_index(corpus)
     with console.status("loading the model...", spinner="dots"):
-        planner = load_chat_model(model)
-        executor = load_chat_model(executor_model) if executor_model else None
+        planner = load_chat_model(model, base_model_only=base_model_only)
+        executor = load_chat_model(executor_model, base_model_only=base_model_only) if executor_model else None
     store = None
     if memory is not None:
         from ..memory import TrajectoryStore

@@ -8,10 +8,11 @@ from typing import Any
 __all__ = ["load_chat_model"]
 
 
-def load_chat_model(spec: str | None = None, **kwargs: Any) -> Any:
+def load_chat_model(spec: str | None = None, *, base_model_only: bool = False, **kwargs: Any) -> Any:
     """Build a chat model from ``spec``.
 
-    - ``None``, ``"local"`` or ``"bundled"``: the bundled SmolLM2-135M-Instruct, in process.
+    - ``None``, ``"local"`` or ``"bundled"``: the bundled SmolLM2-135M-Instruct, in process, with its shipped
+      trained planner / executor adapters unless ``base_model_only``.
     - a folder path: a local transformers model folder.
     - ``http(s)://host:port/v1`` : an OpenAI-compatible server, its first listed model.
     - ``http(s)://host:port/v1/NAME`` : the same server, model ``NAME`` (NAME may contain slashes).
@@ -19,7 +20,7 @@ def load_chat_model(spec: str | None = None, **kwargs: Any) -> Any:
     if spec is None or spec in ("local", "bundled"):
         from .local import LocalChatModel
 
-        return LocalChatModel(**kwargs)
+        return LocalChatModel(trained_adapters=not base_model_only, **kwargs)
     if spec.startswith(("http://", "https://")):
         from .openai_backend import OpenAIChatModel
 

