@@ -11,7 +11,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test test-fast lint type bench clean
+.PHONY: setup demo test test-fast lint type bench clean adapters
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
+
+# Reproduce the shipped trained adapters from the training data (about an hour on a 2-core CPU; --resume continues).
+DATA ?= ../shared/datasets
+adapters: setup
+	$(VENV)/bin/miaflow train --data $(DATA) --recipe bundled --out train-run --resume --install
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check miaflow tests examples
