@@ -2,23 +2,31 @@
 documents it read, and answers with ``[doc_id]`` citations.
 
 A 135M model cannot drive free-form tool calling, so the loop is deterministic: the question is searched first,
-then each plan step becomes a search query (the step text itself, or a query the model writes when
-``write_queries`` is on); "read" steps open the best unread hits; "answer" steps are left to the final answer
-prompt, which shows the retrieved passages as data. Safety: documents never choose what the executor does; it opens
-only ids that a search returned, and the index refuses anything outside its corpus root.
+then the queries of recalled cases that worked, then each plan step becomes a search query (the step text itself,
+or a query the model writes when ``write_queries`` is on); "read" steps open the best unread hits; "answer" steps
+are left to the final answer prompt, which shows the retrieved passages as data (and, only when cases were
+recalled, a few notes on them). Recalled cases work whatever the plan (the default plan included): their cited
+documents are opened when the index has them, and a case of the same task is reused through its evidence (its
+answer is kept only when a re-opened document supports it). A rejected answer (empty, restating the question, not
+supported by the passage it cites) is sampled once more, then replaced by an extractive span (``answer_check``).
+
+Safety: documents never choose what the executor does; it opens only ids that a search returned or that its own
+memory recorded, and the index refuses anything outside its corpus root.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .._text import tokenize
 from ..errors import ToolError
 from ..llm.base import GenerationConfig
 from . import prompts
+from .answer_check import check_answer, extractive_span, supported
+from .experience import Experience, ExperienceConfig, render_experience
 from .records import Execution, ToolCall, Usage, call_model
 
 __all__ = ["ExecutorConfig", "Executor", "SearchIndex", "Tool", "step_query", "parse_answer", "strip_echo"]
@@ -53,6 +61,15 @@ class ExecutorConfig:
     write_queries: bool = field(default=False, metadata={"help": "Let the model write each step's query."})
     search_question_first: bool = field(default=True, metadata={"help": "Search the question before the plan."})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter of the executor (None: base)."})
+    check_answers: bool = field(default=True, metadata={
+        "help": "Reject empty, question-restating or unsupported answers: sample again, then take a passage span."})
+    answer_retries: int = field(default=1, metadata={"help": "Samples drawn again when an answer is rejected."})
+    retry_temperature: float = field(default=0.7, metadata={"help": "Temperature of those samples."})
+    min_support: float = field(default=0.5, metadata={
+        "help": "Share of an answer's content words that must be in the passage it cites."})
+    fallback_span_words: int = field(default=6, metadata={"help": "Longest extractive fallback answer, in words."})
+    experience: ExperienceConfig = field(default_factory=ExperienceConfig, metadata={
+        "help": "What the executor does with recalled cases (queries, documents, same-task reuse)."})
 
     def __post_init__(self) -> None:
         if self.max_tool_calls < 1 or self.search_k < 1 or self.max_evidence < 1:
@@ -60,6 +77,11 @@ class ExecutorConfig:
                              f"{self.search_k}, {self.max_evidence}")
         if self.read_k < 0:
             raise ValueError(f"read_k must be >= 0, got {self.read_k}")
+        if self.answer_retries < 0 or self.retry_temperature < 0 or self.fallback_span_words < 1:
+            raise ValueError(f"answer_retries and retry_temperature must be >= 0 and fallback_span_words >= 1, got "
+                             f"{self.answer_retries}, {self.retry_temperature}, {self.fallback_span_words}")
+        if not 0.0 < self.min_support <= 1.0:
+            raise ValueError(f"min_support must be in (0, 1], got {self.min_support}")
 
 
 _LEAD = re.compile(r"^(?:(?:please|then|next|first|finally)\s+)?(?:search(?:\s+the\s+documents)?\s+(?:for|about)|"
@@ -130,6 +152,46 @@ def strip_echo(answer: str, question: str) -> str:
     return answer
 
 
+@dataclass(frozen=True)
+class _Doc:
+    """A recalled document opened by id (no search returned it in this run)."""
+
+    doc_id: str
+    title: str
+    text: str
+
+
+@dataclass
+class _Run:
+    """What one execution has gathered so far."""
+
+    limit: int
+    calls: list[ToolCall] = field(default_factory=list)
+    hits: dict[str, Any] = field(default_factory=dict)
+    ranks: dict[str, float] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    read: dict[str, str] = field(default_factory=dict)
+    searched: set[str] = field(default_factory=set)
+
+    @property
+    def full(self) -> bool:
+        return len(self.calls) >= self.limit
+
+    def boost(self, doc_id: str, weight: float) -> None:
+        self.ranks[doc_id] = self.ranks.get(doc_id, 0.0) + weight / 61
+
+
+@dataclass(frozen=True)
+class _Answer:
+    answer: str
+    cited: list[str]
+    raw: str
+    by_model: bool
+    source: str = "model"
+    check: str = ""
+    fallbacks: int = 0
+
+
 class Executor:
     """Runs plan steps against the tools and writes the cited answer."""
 
@@ -142,8 +204,7 @@ class Executor:
         self.config = config or ExecutorConfig()
         self.tools = list(tools)
 
-    def _search(self, query: str, step: int, calls: list[ToolCall], hits_by_id: dict[str, Any],
-                ranks: dict[str, float], order: list[str]) -> list[str]:
+    def _search(self, r: _Run, query: str, step: int) -> list[str]:
         k = self.config.search_k
         sources: list[tuple[str, Callable[[str, int], Sequence[Any]]]] = []
         if self.index is not None:
@@ -151,114 +212,204 @@ class Executor:
         sources += [(t.name, t.fn) for t in self.tools]
         got: list[str] = []
         for name, fn in sources:
-            if len(calls) >= self.config.max_tool_calls:
+            if r.full:
                 break
             try:
                 hits = list(fn(query, k))[:k]
             except ToolError as e:
-                calls.append(ToolCall(tool=name, input=query, step=step, error=str(e)))
+                r.calls.append(ToolCall(tool=name, input=query, step=step, error=str(e)))
                 continue
             for rank, h in enumerate(hits, 1):
                 did = str(h.doc_id)
-                if did not in hits_by_id:
-                    hits_by_id[did] = h
-                    order.append(did)
-                ranks[did] = ranks.get(did, 0.0) + 1.0 / (60 + rank)
+                if did not in r.hits:
+                    r.hits[did] = h
+                    r.order.append(did)
+                r.ranks[did] = r.ranks.get(did, 0.0) + 1.0 / (60 + rank)
                 got.append(did)
-            calls.append(ToolCall(tool=name, input=query, step=step, output=tuple(h.doc_id for h in hits),
-                                  titles=tuple(h.title for h in hits)))
+            r.calls.append(ToolCall(tool=name, input=query, step=step, output=tuple(h.doc_id for h in hits),
+                                    titles=tuple(h.title for h in hits)))
         return got
 
-    def _open(self, ids: Sequence[str], step: int, calls: list[ToolCall], hits_by_id: dict[str, Any],
-              read: dict[str, str]) -> None:
+    def _open(self, r: _Run, ids: Sequence[str], step: int) -> None:
         for did in ids:
-            if did in read or len(calls) >= self.config.max_tool_calls:
+            if did in r.read or r.full:
                 continue
-            if did not in hits_by_id:  # only ids a search returned are ever opened
+            if did not in r.hits:  # only ids a search returned are ever opened
                 continue
             if self.index is None or not hasattr(self.index, "open_document"):
-                read[did] = hits_by_id[did].text
+                r.read[did] = r.hits[did].text
                 continue
             try:
                 doc = self.index.open_document(did)
             except ToolError as e:
-                calls.append(ToolCall(tool="open_document", input=did, step=step, error=str(e)))
-                read[did] = hits_by_id[did].text
+                r.calls.append(ToolCall(tool="open_document", input=did, step=step, error=str(e)))
+                r.read[did] = r.hits[did].text
                 continue
-            text = doc.text if len(doc.text) <= self.config.passage_chars else hits_by_id[did].text
-            read[did] = text
-            calls.append(ToolCall(tool="open_document", input=did, step=step, output=(did,), titles=(doc.title,)))
+            r.read[did] = doc.text if len(doc.text) <= self.config.passage_chars else r.hits[did].text
+            r.calls.append(ToolCall(tool="open_document", input=did, step=step, output=(did,), titles=(doc.title,)))
+
+    def _search_step(self, r: _Run, query: str, step: int, emit: Callable[[dict[str, Any]], None]) -> list[str]:
+        key = " ".join(tokenize(query))
+        if key in r.searched:  # the same search again would only cost time
+            return []
+        r.searched.add(key)
+        emit({"event": "search", "step": step, "query": query})
+        ids = self._search(r, query, step)
+        if self.config.read_k:
+            self._open(r, [d for d in ids if d not in r.read][: self.config.read_k], step)
+        return ids
+
+    def _use_experience(self, r: _Run, exp: Experience, emit: Callable[[dict[str, Any]], None]
+                        ) -> tuple[str, str] | None:
+        """Run the recalled queries, open the recalled documents (their calls come on top of the plan's budget),
+        and re-check a same-task case's answer against its re-opened documents: (answer, doc_id) when supported."""
+        for query in exp.queries():
+            before, limit = len(r.calls), r.limit
+            r.limit = before + 1 + len(self.tools) + self.config.read_k
+            self._search_step(r, query, 0, emit)
+            r.limit = limit + len(r.calls) - before
+        same = exp.same_task_case
+        for did in exp.doc_ids():
+            weight = 2.0 if same is not None and did in same.doc_ids else 1.0
+            if did in r.read:
+                r.boost(did, weight)
+                continue
+            if self.index is None or not hasattr(self.index, "open_document"):
+                continue
+            r.limit += 1
+            try:
+                doc = self.index.open_document(did)
+            except ToolError as e:  # not in this index (another corpus), or refused
+                r.calls.append(ToolCall(tool="open_document", input=did, step=0, error=str(e)))
+                continue
+            if did not in r.hits:
+                r.hits[did] = _Doc(doc_id=did, title=str(doc.title), text=str(doc.text))
+                r.order.append(did)
+            r.read[did] = str(doc.text)
+            r.boost(did, weight)
+            r.calls.append(ToolCall(tool="open_document", input=did, step=0, output=(did,), titles=(doc.title,)))
+        if same is None or not same.answer:
+            return None
+        for did in same.doc_ids:
+            text = r.read.get(did)
+            title = getattr(r.hits.get(did), "title", "")
+            if text is not None and supported(same.answer, f"{title}. {text}", 1.0):  # every word must be there
+                emit({"event": "reuse", "memory_id": same.id, "doc_id": did})
+                return same.answer, did
+        return None
 
     def run(self, question: str, steps: Sequence[str], *, usage: Usage | None = None,
             on_event: Callable[[dict[str, Any]], None] | None = None, adapter: str | None = None,
-            previous: Execution | None = None) -> Execution:
-        """Follow ``steps``; ``previous`` (a first execution) seeds the evidence when running a replan."""
+            previous: Execution | None = None, experience: Experience | None = None) -> Execution:
+        """Follow ``steps``; ``previous`` (a first execution) seeds the evidence when running a replan;
+        ``experience`` (recalled cases) adds queries to try first, documents to open and notes to the prompt."""
         cfg = self.config
         emit = on_event or (lambda e: None)
-        calls: list[ToolCall] = []
-        hits_by_id: dict[str, Any] = {}
-        ranks: dict[str, float] = {}
-        order: list[str] = []
-        read: dict[str, str] = {}
+        r = _Run(limit=cfg.max_tool_calls)
+        exp = experience if experience else None
         last_ids: list[str] = []
-        searched: set[str] = set()
-        todo = list(enumerate(steps, 1))
+        verified: tuple[str, str] | None = None
         if cfg.search_question_first and previous is None:
-            todo.insert(0, (0, question))
-        for i, step in todo:
-            if len(calls) >= cfg.max_tool_calls:
+            last_ids = self._search_step(r, question, 0, emit)
+        if exp is not None:
+            verified = self._use_experience(r, exp, emit)
+        for i, step in enumerate(steps, 1):
+            if r.full:
                 break
-            kind = "search" if i == 0 else _step_kind(step)
+            kind = _step_kind(step)
             if kind == "answer":
                 continue
             if kind == "read":
-                self._open([d for d in last_ids if d not in read][: max(cfg.read_k, 1)], i, calls, hits_by_id, read)
+                self._open(r, [d for d in last_ids if d not in r.read][: max(cfg.read_k, 1)], i)
                 continue
-            query = question if i == 0 else self._query(question, step, usage, adapter)
-            key = " ".join(tokenize(query))
-            if key in searched:  # the same search again would only cost time
-                continue
-            searched.add(key)
-            emit({"event": "search", "step": i, "query": query})
-            last_ids = self._search(query, i, calls, hits_by_id, ranks, order)
-            if cfg.read_k:
-                self._open([d for d in last_ids if d not in read][: cfg.read_k], i, calls, hits_by_id, read)
+            last_ids = self._search_step(r, self._query(question, step, usage, adapter), i, emit) or last_ids
         if previous is not None:  # a replan adds to what the first run found
             for j, did in enumerate(previous.evidence_ids):
-                ranks[did] = ranks.get(did, 0.0) + 1.0 / (60 + j + 1)
-        ranked = sorted(ranks, key=lambda d: -ranks[d])
+                r.ranks[did] = r.ranks.get(did, 0.0) + 1.0 / (60 + j + 1)
+        evidence = self._evidence(r, previous, verified)
+        evidence_ids = [d for d, _, _ in evidence]
+        exp_ids = tuple(exp.ids) if exp is not None else ()
+        if not evidence:
+            emit({"event": "answer", "answer": ""})
+            return Execution(answer="", raw_answer="", steps=tuple(r.calls), retrieved_ids=tuple(r.order),
+                             cited_by_model=False, experience_ids=exp_ids)
+        if verified is not None:  # the same task, its answer re-checked against its re-opened document
+            ans = _Answer(answer=verified[0], cited=[verified[1]], raw="", by_model=False, source="memory")
+        else:
+            notes = render_experience(exp) if exp is not None else ""
+            ans = self._answer(question, evidence, notes, exp.known_wrong if exp is not None else [], usage,
+                               adapter)
+        emit({"event": "answer", "answer": ans.answer, "citations": ans.cited, "source": ans.source})
+        clipped = tuple((d, t, " ".join(x.split())[: cfg.passage_chars]) for d, t, x in evidence)
+        return Execution(answer=ans.answer, raw_answer=ans.raw, citations=tuple(ans.cited),
+                         evidence_ids=tuple(evidence_ids), retrieved_ids=tuple(r.order), steps=tuple(r.calls),
+                         cited_by_model=ans.by_model, passages=clipped, answer_source=ans.source,
+                         answer_check=ans.check, answer_fallbacks=ans.fallbacks, experience_ids=exp_ids)
+
+    def _evidence(self, r: _Run, previous: Execution | None, verified: tuple[str, str] | None
+                  ) -> list[tuple[str, str, str]]:
+        """The best-ranked passages (reciprocal-rank fusion over every search), at most ``max_evidence``."""
         evidence: list[tuple[str, str, str]] = []
-        for did in ranked:
-            if len(evidence) == cfg.max_evidence:
+        for did in sorted(r.ranks, key=lambda d: -r.ranks[d]):
+            if len(evidence) == self.config.max_evidence:
                 break
-            if did in hits_by_id:
-                h = hits_by_id[did]
-                evidence.append((did, h.title, read.get(did, h.text)))
+            if did in r.hits:
+                h = r.hits[did]
+                text = r.read.get(did, h.text)
+                if verified is not None and did == verified[1]:
+                    text = _window(text, verified[0], self.config.passage_chars)
+                evidence.append((did, h.title, text))
             elif previous is not None and self.index is not None:
                 try:
                     doc = self.index.open_document(did)
                 except ToolError:
                     continue
                 evidence.append((did, doc.title, doc.text))
-        evidence_ids = [d for d, _, _ in evidence]
-        if not evidence:
-            emit({"event": "answer", "answer": ""})
-            return Execution(answer="", raw_answer="", steps=tuple(calls), retrieved_ids=tuple(order),
-                             cited_by_model=False)
-        msgs = [{"role": "system", "content": prompts.EXECUTOR_SYSTEM},
-                {"role": "user", "content": prompts.answer_prompt(question, evidence, chars=cfg.passage_chars)}]
-        gen = GenerationConfig(max_tokens=cfg.answer_max_tokens, temperature=0.0,
-                               adapter=adapter if adapter is not None else cfg.adapter)
-        raw = call_model(self.model, msgs, gen, usage).text
-        answer, cited = parse_answer(raw, evidence_ids)
+        return evidence
+
+    def _parse(self, raw: str, question: str, evidence: Sequence[tuple[str, str, str]]
+               ) -> tuple[str, list[str], bool]:
+        answer, cited = parse_answer(raw, [d for d, _, _ in evidence])
         answer = strip_echo(answer, question)
         by_model = bool(cited)
         if not cited and answer:
             cited = [_best_support(answer, evidence)]
-        emit({"event": "answer", "answer": answer, "citations": cited})
-        clipped = tuple((d, t, " ".join(x.split())[: cfg.passage_chars]) for d, t, x in evidence)
-        return Execution(answer=answer, raw_answer=raw, citations=tuple(cited), evidence_ids=tuple(evidence_ids),
-                         retrieved_ids=tuple(order), steps=tuple(calls), cited_by_model=by_model, passages=clipped)
+        return answer, cited, by_model
+
+    def _answer(self, question: str, evidence: Sequence[tuple[str, str, str]], notes: str,
+                known_wrong: Sequence[str], usage: Usage | None, adapter: str | None) -> _Answer:
+        """The model's answer; when checking is on, a rejected one is sampled again, then replaced by a span."""
+        cfg = self.config
+        msgs = [{"role": "system", "content": prompts.EXECUTOR_SYSTEM},
+                {"role": "user", "content": prompts.answer_prompt(question, evidence, chars=cfg.passage_chars,
+                                                                  experience=notes)}]
+        gen = GenerationConfig(max_tokens=cfg.answer_max_tokens, temperature=0.0,
+                               adapter=adapter if adapter is not None else cfg.adapter)
+        raw = call_model(self.model, msgs, gen, usage).text
+        answer, cited, by_model = self._parse(raw, question, evidence)
+        if not cfg.check_answers:
+            return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model)
+        shown = [(d, t, " ".join(x.split())[: cfg.passage_chars]) for d, t, x in evidence]
+
+        def check(a: str, c: list[str]) -> str:
+            return check_answer(a, question, shown, cited=c, known_wrong=known_wrong, min_support=cfg.min_support)
+
+        reason = check(answer, cited)
+        if not reason:
+            return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model)
+        for attempt in range(1, cfg.answer_retries + 1):
+            again = replace(gen, temperature=cfg.retry_temperature, seed=attempt)
+            raw2 = call_model(self.model, msgs, again, usage).text
+            a2, c2, b2 = self._parse(raw2, question, evidence)
+            if not check(a2, c2):
+                return _Answer(answer=a2, cited=c2, raw=raw2, by_model=b2, source="resample", check=reason,
+                               fallbacks=1)
+        span, did = extractive_span(question, shown, prefer=cited, max_words=cfg.fallback_span_words,
+                                    avoid=known_wrong)
+        if span:
+            return _Answer(answer=span, cited=[did], raw=raw, by_model=False, source="extractive", check=reason,
+                           fallbacks=1)
+        return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model, check=reason, fallbacks=1)
 
     def _query(self, question: str, step: str, usage: Usage | None, adapter: str | None) -> str:
         if not self.config.write_queries:
@@ -268,6 +419,17 @@ class Executor:
         line = next((ln.strip(" \"'`") for ln in text.splitlines() if ln.strip()), "")
         return line[:200] if len(tokenize(line)) >= 1 else step_query(step, question)
 
+
+def _window(text: str, answer: str, chars: int) -> str:
+    """``text`` itself when short; else a ``chars`` window around the answer's first occurrence."""
+    flat = " ".join(text.split())
+    if len(flat) <= chars:
+        return text
+    at = flat.lower().find(answer.lower())
+    if at < 0:
+        return text
+    start = max(0, min(at - chars // 3, len(flat) - chars))
+    return flat[start:start + chars]
 
 def _best_support(answer: str, evidence: Sequence[tuple[str, str, str]]) -> str:
     """The evidence document sharing most answer tokens (the top one on a tie)."""

@@ -3,14 +3,16 @@ user's conversation memory.
 
 Recall asks the trajectory store for positive (correct) and negative (incorrect) exemplars and, when the run
 belongs to a user or conversation, asks Bi-Mem for the persona and the relevant facts. Remember compresses the run
-(MIA; extractive unless a compression model is given), adds it to the store, applies the MemRL utility update to
-every memory the run used (reward +1 correct, -1 incorrect; unknown judgements update nothing), and writes the
-question and answer back into the conversation memory. Both memories are optional (None).
+(MIA, with the store's compression settings; extractive unless a compression model is given), adds it to the
+store, applies the MemRL utility update to every memory the run used (reward +1 correct, -1 incorrect; unknown
+judgements update nothing), and writes the question and answer back into the conversation memory. Both memories
+are optional (None).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +53,10 @@ def _memory_dict(sm: Any) -> dict[str, Any]:
         "summary": getattr(r, "summary", ""),
         "answer": getattr(r, "answer", ""),
         "judgement": getattr(r, "judgement", ""),
+        "task_id": str(getattr(r, "task_id", "") or ""),
+        "queries": list(getattr(r, "queries", ()) or ()),
+        "cited_ids": list(getattr(r, "cited_ids", ()) or ()),
+        "evidence_ids": list(getattr(r, "evidence_ids", ()) or ()),
         "q_value": float(getattr(r, "q_value", 0.0) or 0.0),
         "similarity": float(getattr(sm, "similarity", 0.0) or 0.0),
         "score": float(getattr(sm, "score", 0.0) or 0.0),
@@ -96,25 +102,44 @@ class Manager:
         known = getattr(self.conversation_memory, "conversations", None)
         return True if known is None else conversation_id in known()
 
+    def compress(self, trajectory: Any) -> Any:
+        """The stored form of a run, written with the store's own settings (its compression config and namespace)
+        and the store's model, or the Manager's ``compress_model`` when one was given."""
+        from ..memory.compression import compress
+
+        llm = self.compress_model if self.compress_model is not None else getattr(self.store, "llm", None)
+        return compress(trajectory, llm, config=getattr(self.store, "compression", None),
+                        namespace=getattr(self.store, "namespace", "default"))
+
     def remember(self, *, task_id: str, question: str, plan: str, steps: Sequence[Any], evidence_ids: Sequence[str],
                  answer: str, judgement: str, used_ids: Sequence[str], model: str = "",
-                 adapter: str | None = None) -> str | None:
-        """Compress and store the run, then update the utilities of the memories it used. Returns the kept id."""
-        if self.store is None:
-            return None
-        from .. import memory
+                 adapter: str | None = None, citations: Sequence[str] = (), user_id: str | None = None,
+                 conversation_id: str | None = None) -> str | None:
+        """The one remember path of every run (single, group, session): compress and store the run, update the
+        utilities of the memories it used, and write the exchange into the user's conversation memory.
+        Returns the kept memory id (None without a trajectory store)."""
+        from ..memory.compression import key_queries
+        from ..memory.trajectory import Trajectory
 
-        compress, Trajectory = memory.compress, memory.Trajectory  # noqa: N806 (lazy public names)
-
-        reward = reward_of(judgement)
-        steps = [{"tool": s["tool"], "input": s["input"], "output": ", ".join(s.get("output") or ()) or
-                  s.get("error") or "nothing"} if isinstance(s, dict) else s for s in steps]
-        traj = Trajectory(task_id=task_id, question=question, plan=plan, steps=steps,
-                          evidence_ids=list(evidence_ids), answer=answer, judgement=judgement,
-                          reward=0.0 if reward is None else reward, model=model, adapter_version=adapter)
-        mem_id = self.store.add(compress(traj, llm=self.compress_model))
-        if reward is not None and used_ids:
-            self.store.update_utilities(task_id, list(used_ids), reward)
+        mem_id = None
+        if self.store is not None:
+            reward = reward_of(judgement)
+            cited = [str(c) for c in citations]
+            queries = key_queries(steps, cited)  # before the steps are flattened for the summary
+            flat = [{"tool": s["tool"], "input": s["input"], "output": ", ".join(s.get("output") or ()) or
+                     s.get("error") or "nothing"} if isinstance(s, dict) else s for s in steps]
+            traj = Trajectory(task_id=task_id, question=question, plan=plan, steps=flat,
+                              evidence_ids=list(evidence_ids), cited_ids=cited, queries=queries, answer=answer,
+                              judgement=judgement, reward=0.0 if reward is None else reward, model=model,
+                              adapter_version=adapter)
+            # without a model of its own the Manager leaves compression to the store (its model, its settings)
+            mem_id = self.store.add(traj if self.compress_model is None else self.compress(traj))
+            if reward is not None and used_ids:
+                self.store.update_utilities(task_id, list(used_ids), reward)
+        cid = conversation_id or user_id
+        if cid:  # the plans of one group (task ids ``T/pN``) write the exchange once: one turn id per task
+            self.write_conversation(conversation_id=cid, user_id=user_id, question=question, answer=answer,
+                                    turn_id=re.sub(r"/p\d+$", "", task_id))
         return mem_id
 
     def write_conversation(self, *, conversation_id: str, user_id: str | None, question: str, answer: str,

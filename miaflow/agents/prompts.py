@@ -97,11 +97,15 @@ def query_prompt(question: str, step: str) -> str:
     )
 
 
-def answer_prompt(question: str, passages: Sequence[tuple[str, str, str]], *, chars: int = 600) -> str:
-    """``passages``: (doc_id, title, text) triples, shown between markers as data."""
+def answer_prompt(question: str, passages: Sequence[tuple[str, str, str]], *, chars: int = 600,
+                  experience: str = "") -> str:
+    """``passages``: (doc_id, title, text) triples, shown between markers as data. ``experience``: an optional
+    block of notes from recalled cases, placed before the documents; without it the prompt is unchanged (the
+    executor adapter is trained on that exact text)."""
     docs = "\n\n".join(f"[{doc_id}] {title}\n{_clip(text, chars)}" for doc_id, title, text in passages)
+    notes = f"{experience.strip()}\n\n" if experience and experience.strip() else ""
     return (
-        f"Question: {question}\n\nDocuments:\n<<<\n{docs}\n>>>\n\nQuestion: {question}\n"
+        f"Question: {question}\n\n{notes}Documents:\n<<<\n{docs}\n>>>\n\nQuestion: {question}\n"
         "Answer in a few words from the documents. Then write the id of the document you used in brackets: "
         "<answer> [<document id>]"
     )

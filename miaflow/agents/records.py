@@ -85,13 +85,25 @@ class Execution:
     """False when the model cited nothing valid and the best-matching evidence document was cited instead."""
     passages: tuple[tuple[str, str, str], ...] = ()
     """(doc_id, title, text) of the passages shown to the answering model, texts clipped."""
+    answer_source: str = "model"
+    """Where the answer came from: ``model``, ``resample`` (a second sample), ``extractive`` (a passage span) or
+    ``memory`` (a same-task case's answer, re-checked against its re-opened document)."""
+    answer_check: str = ""
+    """Why the model's first answer was not accepted as is (``empty``, ``restates_question``, ``known_wrong``,
+    ``unsupported``); "" when it was."""
+    answer_fallbacks: int = 0
+    """1 when the model's first answer was not accepted as is (sampled again or replaced), else 0."""
+    experience_ids: tuple[str, ...] = ()
+    """Ids of the recalled memories the executor was given."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer, "raw_answer": self.raw_answer, "citations": list(self.citations),
             "evidence_ids": list(self.evidence_ids), "retrieved_ids": list(self.retrieved_ids),
             "steps": [s.as_dict() for s in self.steps], "cited_by_model": self.cited_by_model,
-            "passages": [list(p) for p in self.passages],
+            "passages": [list(p) for p in self.passages], "answer_source": self.answer_source,
+            "answer_check": self.answer_check, "answer_fallbacks": self.answer_fallbacks,
+            "experience_ids": list(self.experience_ids),
         }
 
     def evidence_text(self, chars: int = 300) -> str:
@@ -110,7 +122,10 @@ class Execution:
                        ToolCall(**{**s, "output": tuple(s.get("output", ())), "titles": tuple(s.get("titles", ()))})
                        for s in d.get("steps", ())),
                    cited_by_model=d.get("cited_by_model", True),
-                   passages=tuple(tuple(p) for p in d.get("passages", ())))
+                   passages=tuple(tuple(p) for p in d.get("passages", ())),
+                   answer_source=d.get("answer_source", "model"), answer_check=d.get("answer_check", ""),
+                   answer_fallbacks=int(d.get("answer_fallbacks", 0)),
+                   experience_ids=tuple(d.get("experience_ids", ())))
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)

@@ -1,0 +1,185 @@
+"""Answers a user can trust from a small model: a check that an answer is an answer, and a cheap extractive
+fallback for when it is not.
+
+An answer is not accepted as is when it is empty (or only stop words), when it restates the question (every content
+word of it comes from the question, and the question offers no choice between named options, or it repeats most
+of the question), when it repeats an answer already judged wrong for the same task, or when it does not occur in,
+or near, the passage it cites: near means at least ``min_support`` of its content words are in that passage. A
+yes / no answer to a yes / no question needs no passage check.
+
+The fallback picks a span of the cited passage (else the best one) without a model, deterministically:
+1. the sentence sharing most content words with the question's unanswered part (its words that are not in the
+   passage's title, which names what is already known), then with the whole question, then the first one;
+2. in it, the candidate spans are the runs of words that are neither question words nor stop words, cut at
+   punctuation ("of" / "the" may join two capitalised words: "University of Tulsa");
+3. the span kept prefers a capitalised word or a number (names, places, dates), then the one nearest to the
+   question's words in the sentence, then the first; it is cut to ``max_words`` words.
+Simplification: no parser and no answer-type detection beyond that preference; a yes / no question gets a span too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .._text import STOPWORDS, normalize_answer, tokenize
+
+__all__ = ["check_answer", "supported", "restates_question", "is_yes_no_question", "extractive_span",
+           "REJECT_REASONS"]
+
+REJECT_REASONS = ("empty", "restates_question", "known_wrong", "unsupported")
+"""Why an answer was not accepted, as :func:`check_answer` names it."""
+
+_YES_NO_LEAD = {"is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
+                "would", "should", "shall", "may", "might"}
+_JOINERS = {"of", "the", "de", "von", "van", "and", "for"}
+_WORD = re.compile(r"[\w'\u2019-]+|[^\w\s]")
+
+
+def is_yes_no_question(question: str) -> bool:
+    """True for questions that start with an auxiliary verb ("Were X and Y both ...?").
+
+    >>> is_yes_no_question("Were Scott Derrickson and Ed Wood of the same nationality?")
+    True
+    >>> is_yes_no_question("Which city hosted it?")
+    False
+    """
+    words = normalize_answer(question).split()
+    return bool(words) and words[0] in _YES_NO_LEAD
+
+
+def _is_yes_no(answer: str) -> bool:
+    return normalize_answer(answer) in {"yes", "no"}
+
+
+def supported(answer: str, text: str, min_support: float = 0.5) -> bool:
+    """The answer occurs in ``text``, or at least ``min_support`` of its content words do.
+
+    >>> supported("Tulsa, Oklahoma", "Their first performance was in Tulsa.")
+    True
+    >>> supported("Paris", "Their first performance was in Tulsa.")
+    False
+    """
+    norm_a, norm_t = normalize_answer(answer), normalize_answer(text)
+    if not norm_a:
+        return False
+    if re.search(r"(?:^|\s)" + re.escape(norm_a) + r"(?:\s|$)", norm_t):
+        return True
+    toks = set(tokenize(answer))
+    if not toks:
+        return False
+    return len(toks & set(tokenize(text))) / len(toks) >= min_support
+
+
+def _offers_choice(question: str) -> bool:
+    return bool(re.search(r"\bor\b", question.lower()))
+
+
+def restates_question(answer: str, question: str) -> bool:
+    """True when the answer only says back (part of) the question.
+
+    >>> restates_question("the band who released the album", "The band who released the album played where?")
+    True
+    >>> restates_question("Arthur's Magazine", "Which magazine was started first, Arthur's Magazine or First for Women?")
+    False
+    >>> restates_question("Tulsa", "The band played its first show in what city?")
+    False
+    """
+    a = set(tokenize(answer))
+    q = set(tokenize(question))
+    if not a:
+        return False
+    if normalize_answer(answer) == normalize_answer(question):
+        return True
+    inside = len(a & q) / len(a)
+    if inside < 1.0:  # a new word: an answer, unless it is mostly the question said again
+        return len(a) >= 4 and inside >= 0.8
+    return not _offers_choice(question) or len(a) > max(1, len(q) // 2)
+
+
+def check_answer(answer: str, question: str, passages: Sequence[tuple[str, str, str]], *,
+                 cited: Sequence[str] = (), known_wrong: Sequence[str] = (), min_support: float = 0.5) -> str:
+    """Why ``answer`` is not accepted as is ("" when it is); see :data:`REJECT_REASONS`.
+
+    ``passages``: the (doc_id, title, text) triples the model was shown; the answer must be supported by one it
+    cites (by any shown passage when it cites none).
+    """
+    if not normalize_answer(answer) or (not tokenize(answer) and not _is_yes_no(answer)):
+        return "empty"
+    if any(normalize_answer(answer) == normalize_answer(w) for w in known_wrong if w):
+        return "known_wrong"
+    if _is_yes_no(answer) and is_yes_no_question(question):
+        return ""
+    if restates_question(answer, question):
+        return "restates_question"
+    pool = [p for p in passages if p[0] in set(cited)] or list(passages)
+    if not any(supported(answer, f"{title}. {text}", min_support) for _, title, text in pool):
+        return "unsupported"
+    return ""
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?;])\s+", " ".join(text.split())) if s.strip()]
+
+
+def _spans(sentence: str, qwords: set[str]) -> list[tuple[int, list[str]]]:
+    """Runs of non-question, non-stop words (with their start index), cut at punctuation."""
+    words = _WORD.findall(sentence)
+    runs: list[tuple[int, list[str]]] = []
+    cur: list[str] = []
+    start = 0
+    for i, w in enumerate(words):
+        low = w.lower().strip("'\u2019-")
+        keep = bool(re.match(r"\w", w)) and low not in STOPWORDS and low not in qwords
+        joiner = (cur and low in _JOINERS and i + 1 < len(words) and words[i + 1][:1].isupper()
+                  and cur[-1][:1].isupper())
+        if keep or joiner:
+            if not cur:
+                start = i
+            cur.append(w)
+        elif cur:
+            runs.append((start, cur))
+            cur = []
+    if cur:
+        runs.append((start, cur))
+    return [(s, r) for s, r in runs if r[-1].lower() not in _JOINERS]
+
+
+def extractive_span(question: str, passages: Sequence[tuple[str, str, str]], *, prefer: Sequence[str] = (),
+                    max_words: int = 6, avoid: Sequence[str] = ()) -> tuple[str, str]:
+    """(span, doc_id) from the preferred passages first, then the others in order; ("", "") when none is found.
+    Spans equal to an ``avoid`` answer (known wrong) are skipped.
+
+    >>> extractive_span("The band had its first performance in what city?",
+    ...                 [("b", "Band", "The band formed in 2009. Their first performance was in Tulsa, Oklahoma.")])
+    ('Tulsa', 'b')
+    """
+    qwords = set(tokenize(question))
+    order = [p for p in passages if p[0] in set(prefer)] + [p for p in passages if p[0] not in set(prefer)]
+    for doc_id, title, text in order:
+        sents = _sentences(text)
+        if not sents:
+            continue
+        rest = (qwords - set(tokenize(title))) or qwords  # the title names what is known; the rest is asked
+
+        def score(i: int, rest: set[str] = rest, sents: list[str] = sents) -> tuple[int, int, int]:
+            words = set(tokenize(sents[i]))
+            return (len(words & rest), len(words & qwords), -i)
+
+        best = sents[max(range(len(sents)), key=score)]
+        words = _WORD.findall(best)
+        qpos = [i for i, w in enumerate(words) if w.lower() in qwords]
+        bad = {normalize_answer(a) for a in avoid}
+        cands = [c for c in _spans(best, qwords) if normalize_answer(" ".join(c[1][:max_words])) not in bad]
+        if not cands:
+            continue
+
+        def rank(c: tuple[int, list[str]], qpos: list[int] = qpos) -> tuple[int, int, int]:
+            start, run = c
+            named = any(w[:1].isupper() or w[:1].isdigit() for w in run)
+            dist = min((abs(start - p) for p in qpos), default=start)
+            return (0 if named else 1, dist, start)
+
+        _start, run = min(cands, key=rank)
+        return " ".join(run[:max_words]), doc_id
+    return "", ""
