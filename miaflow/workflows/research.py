@@ -82,7 +82,8 @@ def build_group_graph(nodes: ResearchNodes) -> Any:
     g.add_node("vote", nodes.vote)
 
     def fan_out(state: ResearchState) -> list[Any]:
-        base = {"question": state["question"], "gold": state.get("gold"), "task_id": state.get("task_id")}
+        base = {"question": state["question"], "gold": state.get("gold"), "task_id": state.get("task_id"),
+                "memories": state.get("memories", {})}  # each plan's executor uses the recalled cases
         return [Send("rollout", {**base, "current_plan": p, "index": i}) for i, p in enumerate(state["plans"])]
 
     g.add_edge(START, "recall")
@@ -139,7 +140,7 @@ class ResearchWorkflow:
 
     @property
     def model_name(self) -> str:
-        return str(getattr(getattr(self.planner, "model", None), "name", "") or type(self.planner).__name__)
+        return self.nodes.model_name
 
     # ---- running ------------------------------------------------------------------------------------------------
     def _input(self, question: str, gold: Any, task_id: str | None, user_id: str | None,
@@ -204,14 +205,9 @@ class ResearchWorkflow:
         return out
 
     def remember(self, result: ResearchResult) -> str | None:
-        """Write a result into the trajectory store and update the used memories' utilities."""
-        plan = result.plan + (("\nReplan:\n" + result.replan) if result.replan else "")
-        mem_id = self.manager.remember(task_id=result.task_id, question=result.question, plan=plan, steps=result.steps,
-                                       evidence_ids=result.evidence_ids, answer=result.answer,
-                                       judgement=result.judgement, used_ids=result.used_memory_ids,
-                                       model=result.model, adapter=result.adapter)
-        result.memory_id = mem_id
-        return mem_id
+        """Write a result into memory by the same path as the graph's ``remember`` node: the trajectory store, the
+        used memories' Q-values, and the conversation memory of the result's user. Returns the kept memory id."""
+        return self.nodes.remember_result(result)
 
     def draw_mermaid(self) -> str:
         """The graph as a mermaid diagram (LangGraph's ``draw_mermaid``)."""
@@ -219,32 +215,4 @@ class ResearchWorkflow:
 
     # ---- results --------------------------------------------------------------------------------------------
     def _result(self, v: dict[str, Any], wall: float) -> ResearchResult:
-        first, final = v.get("first", {}), v.get("final", {})
-        j, fj = v.get("judgement", {}), v.get("first_judgement", {}) or v.get("judgement", {})
-        usage = v.get("usage", {})
-        steps = list(first.get("steps", []))
-        replan = v.get("replan_plan")
-        if replan and final is not first and final.get("steps") != first.get("steps"):
-            steps += final.get("steps", [])
-        evidence = list(dict.fromkeys(list(first.get("evidence_ids", [])) + list(final.get("evidence_ids", []))))
-        retrieved = list(dict.fromkeys(list(first.get("retrieved_ids", [])) + list(final.get("retrieved_ids", []))))
-        model_s = float(usage.get("model_seconds", 0.0))
-        timings = {k: float(x) for k, x in v.get("timings", {}).items()}
-        timings.update(total=wall, model=model_s, overhead_share=max(wall - model_s, 0.0) / wall if wall else 0.0)
-        pt, ct = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        plan = v.get("current_plan", {})
-        return ResearchResult(
-            task_id=v.get("task_id", ""), question=v.get("question", ""),
-            planner_messages=list(v.get("planner_messages", [])), plan=plan.get("text", ""),
-            replan=replan.get("text") if replan else None, replan_decision=bool(v.get("replan_decision")),
-            first_answer=first.get("answer", ""), answer=final.get("answer", ""),
-            citations=list(final.get("citations", [])), evidence_ids=evidence, steps=steps,
-            used_memory_ids=list(v.get("memories", {}).get("used_ids", [])),
-            judgement=j.get("label", "unknown"), score=float(j.get("score", 0.0)),
-            first_score=float(fj.get("score", 0.0)), gold=v.get("gold"), model=self.model_name,
-            adapter=self.config.planner_adapter, timings=timings,
-            tokens={"prompt": pt, "completion": ct, "total": pt + ct, "calls": int(usage.get("calls", 0))},
-            plan_fallback=bool(plan.get("fallback", False)), plan_raw=str(plan.get("raw", "")), retrieved_ids=retrieved, em=j.get("em"),
-            f1=j.get("f1"), judge_method=j.get("method", "none"), memory_id=v.get("memory_id"),
-            conversation_context=v.get("memories", {}).get("conversation", ""), user_id=v.get("user_id"),
-            conversation_id=v.get("conversation_id"))
+        return self.nodes.result(v, wall)

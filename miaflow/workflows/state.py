@@ -74,6 +74,11 @@ class ResearchConfig:
     best_of_n: int = field(default=1, metadata={"help": "Plans sampled per run; the model picks the best."})
     reflect: bool = field(default=True, metadata={"help": "Ask the planner whether to replan after a first answer."})
     remember: bool = field(default=True, metadata={"help": "Write the run into memory after judging (run())."})
+    planner_experience: bool = field(default=True, metadata={
+        "help": "Show recalled memories to the planner as positive / negative exemplars."})
+    executor_experience: bool = field(default=True, metadata={
+        "help": "Give recalled cases to the executor: queries to try first, documents to open, notes on what worked "
+                "and failed, same-task reuse (see ExecutorConfig.experience)."})
     retry_attempts: int = field(default=3, metadata={"help": "Attempts of a model-calling node on retryable errors."})
 
     def __post_init__(self) -> None:
@@ -147,6 +152,12 @@ class ResearchResult:
     """The user the run belongs to, if any."""
     conversation_id: str | None = None
     """The conversation the run belongs to, if any."""
+    answer_fallbacks: int = 0
+    """Model answers not accepted as is (empty, restating the question, unsupported), first and final run."""
+    answer_source: str = "model"
+    """Where the final answer came from: model, resample, extractive or memory (a re-checked same-task case)."""
+    executor_memory_ids: list[str] = field(default_factory=list)
+    """Ids of the recalled memories the executor was given."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

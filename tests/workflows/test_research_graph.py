@@ -73,7 +73,7 @@ def test_without_gold_three_evaluators_and_arbiter(script, tiny_index):
 
 def test_run_group_fans_out_plans_sampled_in_one_call(script, tiny_index):
     scripted = script
-    answers = iter(["Tulsa [tinted_band]", "Tulsa [tinted_band]", "Paris [paris]"])
+    answers = iter(["Tulsa [tinted_band]", "Tulsa [tinted_band]", "a supergroup [tinted_band]"])  # all supported
 
     def fn(messages, cfg):
         text = messages[-1]["content"]
