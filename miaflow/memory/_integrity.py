@@ -230,7 +230,9 @@ def check_store(store: TrajectoryStore, manifest: Manifest, *, fix_pending: bool
             problem = f"the vector index folder {folder / seg_id} is missing"
         elif seg_id and (folder / seg_id).is_dir():
             problem = hnsw_problem(folder / seg_id)
-        if problem is None and actual:
+        indexed = bool(seg_id) and (folder / seg_id / "header.bin").exists()
+        if problem is None and actual and (indexed or (seen is not None and seen == seg_id)):
+            # (records not yet flushed to the HNSW files live in Chroma's log, which the SQLite checks cover)
             problem = _probe(col, actual)
             if problem and seg_id:
                 problem = f"{folder / seg_id}: {problem}"
@@ -248,10 +250,10 @@ def raise_if_damaged(rep: Report) -> None:
 
 
 def segment_of(store: TrajectoryStore, col: Any) -> str | None:
-    """The HNSW folder id of a collection when that folder exists (recorded so its loss can be named later)."""
+    """The HNSW folder id of a collection once its files are written (recorded so their loss can be named)."""
     folder = Path(store.path)  # type: ignore[arg-type]
     seg = vector_segments(folder).get(col.name)
-    return seg if seg and (folder / seg).is_dir() else None
+    return seg if seg and (folder / seg / "header.bin").exists() else None
 
 
 def repair_store(store: TrajectoryStore, manifest: Manifest) -> Report:
