@@ -9,8 +9,11 @@ answering (tokenised with the same chat template) plus the reward inputs as extr
 Simplifications, said plainly:
 - The completions come from the serving adapter, which may be a version or two behind the trained one, so the
   update is slightly off-policy; TRL's ratio is computed against the current weights (``num_iterations=1``).
-- Every step calls ``trainer.train()`` again with ``max_steps=1`` on a fresh dataset, so the optimizer (AdamW)
-  state is re-created each step.
+- Every step calls ``trainer.train()`` again with ``max_steps=1`` on a fresh dataset, but on the same trainer: its
+  AdamW optimizer is created once (the Trainer creates one only when it has none, and accelerate hands an
+  already-prepared optimizer back unchanged), so the moment estimates carry across steps. :meth:`GRPOLearner.save`
+  writes them beside the adapter (``optimizer.pt``) and a learner resumed from that version restores them, so a
+  restarted session continues with the same optimizer state. The learning-rate schedule is constant.
 - The first trainer wraps the base model with a LoRA ``peft_config``; resuming from a saved version loads it as a
   trainable ``PeftModel`` instead (TRL refuses a ``PeftModel`` together with a ``peft_config``).
 """
@@ -33,7 +36,10 @@ from ..llm.bundled import cache_dir
 from .buffer import ExperienceGroup
 from .rewards import executor_reward, planner_reward
 
-__all__ = ["GRPOSettings", "GRPOLearner", "StepResult"]
+__all__ = ["GRPOSettings", "GRPOLearner", "StepResult", "OPTIMIZER_FILE"]
+
+OPTIMIZER_FILE = "optimizer.pt"
+"""The AdamW state saved beside an adapter version, restored when a learner resumes from that version."""
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +200,30 @@ class GRPOLearner:
             rollout_func=self._rollout,
         )
         self._initial = self.lora_state()
+        if self.adapter_path is not None and (self.adapter_path / OPTIMIZER_FILE).exists():
+            self._restore_optimizer(self.adapter_path / OPTIMIZER_FILE)
+
+    def _restore_optimizer(self, path: Path) -> None:
+        """Create the trainer's optimizer now and load a saved state into it (the next step prepares it as usual)."""
+        import torch
+
+        self.trainer.create_optimizer()
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            self.trainer.optimizer.load_state_dict(state)
+        except (OSError, RuntimeError, ValueError, KeyError) as e:  # a damaged file costs the moments, not the run
+            log.warning("optimizer state %s could not be restored (%s); starting with fresh moments", path, e)
+            self.trainer.optimizer = None
+            self.trainer.create_optimizer()
+
+    @property
+    def optimizer_steps(self) -> int:
+        """AdamW steps taken by the current optimizer (carried across steps and restored on resume)."""
+        opt = None if self.trainer is None else self.trainer.optimizer
+        if opt is None:
+            return 0
+        steps = [int(st["step"]) for st in opt.state_dict().get("state", {}).values() if "step" in st]
+        return max(steps, default=0)
 
     # ----- the rollout hook: hand TRL the completions we already have -----
     def _rollout(self, prompts: list, trainer: Any) -> dict[str, list]:
@@ -268,9 +298,13 @@ class GRPOLearner:
         """Write the current adapter (PEFT format) to ``path``."""
         if self.trainer is None:
             raise InvalidInputError("nothing trained yet: run a step before saving")
+        import torch
+
         path = Path(path)
         with self._lock:
             self.trainer.model.save_pretrained(str(path))
+            if self.trainer.optimizer is not None:
+                torch.save(self.trainer.optimizer.state_dict(), str(path / OPTIMIZER_FILE))
         return path
 
     def load(self, path: str | Path | None) -> None:

@@ -42,6 +42,13 @@ def test_real_grpo_step_moves_lora_weights_saves_and_publishes_a_version(tmp_pat
     assert served and set(served) == set(trained)
     assert all((served[k] == trained[k]).all() for k in served)
     assert [e.kind for e in worker.events] == ["step_start", "step_end", "promoted"]
-    # resuming builds the learner from the registry's current version
+    # one optimizer for the whole run: its AdamW state is saved with the version and carried to the next step
+    assert learner.optimizer_steps == 1 and (v1.path / "optimizer.pt").exists()
+    buf.add(make_group("e0-q2", rewards=(0.0, 1.0, 0.2, 0.4)))
+    assert worker.run_once() is not None and learner.optimizer_steps == 2
+    # resuming builds the learner from the registry's current version, optimizer state included
     again = attach_learning(chat, tmp_path, buf, settings=settings)
-    assert again.roles[0].learner.adapter_path == v1.path
+    resumed = again.roles[0].learner
+    assert resumed.adapter_path == registry.current.path
+    resumed.step([make_group("e0-q3", rewards=(1.0, 0.0, 0.0, 0.5))])
+    assert resumed.optimizer_steps == 3, "the restored AdamW state continues, not restarts"
