@@ -211,19 +211,23 @@ class LangGraphStore(BaseStore):
         col = self._col(ns, create=False)
         if col is None or ids == []:
             return []
-        include = ["metadatas", "embeddings"] if vectors else ["metadatas"]
-        rows: list[dict] = []
+        metas: list[tuple[str, dict]] = []
         offset = 0
-        while True:
-            with self.trajectories._errors("read items"):
-                got = (col.get(ids=ids, include=include) if ids is not None
-                       else col.get(include=include, limit=_PAGE, offset=offset))
-            embs = got.get("embeddings") if vectors else None
-            for j, (rid, meta) in enumerate(zip(got["ids"], got["metadatas"], strict=True)):
-                rows.append(self._item(ns, rid, meta or {}, None if embs is None else embs[j]))
-            if ids is not None or len(got["ids"]) < _PAGE:
-                return rows
-            offset += len(got["ids"])
+        with self.trajectories._errors("read items"):
+            while True:
+                got = (col.get(ids=ids, include=["metadatas"]) if ids is not None
+                       else col.get(include=["metadatas"], limit=_PAGE, offset=offset))
+                metas += [(rid, meta or {}) for rid, meta in zip(got["ids"], got["metadatas"], strict=True)]
+                if ids is not None or len(got["ids"]) < _PAGE:
+                    break
+                offset += len(got["ids"])
+            # items carry their vectors in metadata; only records the agent wrote need Chroma's
+            bare = [rid for rid, meta in metas if meta.get("lg_value") is None] if vectors else []
+            embs: dict[str, Any] = {}
+            if bare:
+                got = col.get(ids=bare, include=["embeddings"])
+                embs = dict(zip(got["ids"], got["embeddings"], strict=True))
+        return [self._item(ns, rid, meta, embs.get(rid)) for rid, meta in metas]
 
     def _namespaces(self) -> list[tuple[str, ...]]:
         """Namespaces of the trajectory store a LangGraph namespace maps to, and Bi-Mem's conversations."""
@@ -272,17 +276,24 @@ class LangGraphStore(BaseStore):
             return [self._search_item(r, None) for r in rows[offset: offset + limit]]
         scored: list[tuple[float, dict]] = []
         scoreless: list[dict] = []
+        blocks, owners, by_vec = [], [], []
         for r in rows:
             k = (r["ns"], r["key"])
             if k in ranked:
                 scored.append((ranked[k], r))
             elif r["vecs"].size and qvec is not None and r["vecs"].shape[1] == qvec.shape[0]:
-                v = r["vecs"]
-                norms = np.linalg.norm(v, axis=1) * (np.linalg.norm(qvec) or 1.0)
-                sims = np.where(norms > 0, v @ qvec / np.where(norms > 0, norms, 1.0), 0.0)
-                scored.append((float(sims.max()), r))
+                blocks.append(r["vecs"])
+                owners += [len(by_vec)] * len(r["vecs"])
+                by_vec.append(r)
             else:
                 scoreless.append(r)
+        if by_vec:  # exact cosine, one matrix product; an item scores its best vector (as InMemoryStore)
+            mat = np.concatenate(blocks).astype(np.float64)
+            norms = np.linalg.norm(mat, axis=1) * (np.linalg.norm(qvec) or 1.0)
+            sims = np.divide(mat @ qvec, norms, out=np.zeros(len(mat)), where=norms > 0)
+            best = np.full(len(by_vec), -np.inf)
+            np.maximum.at(best, np.asarray(owners), sims)
+            scored += [(float(b), r) for b, r in zip(best, by_vec, strict=True)]
         scored.sort(key=lambda x: x[0], reverse=True)
         kept = [(s, r) for s, r in scored[offset: offset + limit]]
         if scoreless and len(kept) < limit:  # as InMemoryStore: fill with items that have no vector
@@ -354,8 +365,10 @@ class LangGraphStore(BaseStore):
                 nsseq = int(meta0.get("lg_nsseq") or 0) or self._seq()
             gone = [p["key"] for p in group if p["delete"] and p["key"] in old]
             n_new = len({p["key"] for p in writes} - set(old))
-            before = int(col.count())
-            self._begin(ns, before - len(gone), before + n_new)
+            moves = bool(gone or n_new)  # only a write that changes the count goes through the manifest
+            if moves:
+                before = int(col.count())
+                self._begin(ns, before - len(gone), before + n_new)
             if gone:
                 col.delete(ids=gone)
             adds: dict[str, list] = {"ids": [], "embeddings": [], "metadatas": []}
@@ -379,7 +392,8 @@ class LangGraphStore(BaseStore):
                 if target["ids"]:
                     call(ids=target["ids"], embeddings=np.stack(target["embeddings"]),
                          metadatas=target["metadatas"])
-            self._commit(ns, col)
+            if moves:
+                self._commit(ns, col)
 
     def _mirror_conversation(self, conv: str, group: list[dict]) -> None:
         """Keep the Bi-Mem conversation in step with the message-shaped items of its namespace."""
