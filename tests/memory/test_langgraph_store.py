@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import uuid
 from pathlib import Path
 from typing import TypedDict
 
@@ -16,18 +17,23 @@ from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
 from langgraph.store.memory import InMemoryStore
 from memory_helpers import make_traj
 
-from miaflow.memory import TrajectoryStore
+from miaflow.memory import TrajectoryStore, TrajectoryStoreConfig
 from miaflow.memory.lgstore import LangGraphStore, namespace_from_miaflow, namespace_to_miaflow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-@pytest.fixture(params=["inmemory", "miaflow"])
+@pytest.fixture(params=["inmemory", "miaflow", "miaflow-server"])
 def store(request, tmp_path, hash_embedder):
-    """Both stores with the same embedder, so even search scores agree."""
+    """LangGraph's store and ours (on a Chroma folder and on a ``chroma run`` server), all with one embedder, so
+    even search scores agree."""
     if request.param == "inmemory":
         return InMemoryStore(index={"dims": hash_embedder.dim, "embed": lambda t: hash_embedder.embed(t).tolist()})
-    return LangGraphStore(TrajectoryStore(tmp_path / "mem", embedder=hash_embedder))
+    if request.param == "miaflow":
+        return LangGraphStore(TrajectoryStore(tmp_path / "mem", embedder=hash_embedder))
+    host, port = request.getfixturevalue("chroma_server")
+    config = TrajectoryStoreConfig(collection_prefix=f"lg{uuid.uuid4().hex[:8]}")  # namespaces of its own
+    return LangGraphStore(TrajectoryStore(host=host, port=port, config=config, embedder=hash_embedder))
 
 
 def _view(items):
