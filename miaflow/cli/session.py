@@ -11,29 +11,44 @@ import typer
 __all__ = ["register"]
 
 
+def _setting(name: str) -> tuple[object, str]:
+    """(default, help) of a :class:`~miaflow.workflows.SessionConfig` field: each option is documented once, on
+    the setting it fills."""
+    from dataclasses import fields
+
+    from ..workflows.session import SessionConfig
+
+    f = next(f for f in fields(SessionConfig) if f.name == name)
+    return f.default, f.metadata["help"]
+
+
+def _option(name: str, *decls: str, **kw: object) -> object:
+    default, help_ = _setting(name)
+    return typer.Option(default, *decls, help=help_, **kw)  # type: ignore[call-overload]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("session")
     def session(
         questions: Path = typer.Argument(..., help="Questions: miaflow JSONL (question, answer), HotpotQA or MuSiQue."),
         corpus: Path = typer.Option(..., "--corpus", help="Folder of .txt/.md files, a JSONL file, or QA data."),
-        learn: bool = typer.Option(False, "--learn", help="Train the planner with GRPO while answering."),
-        judge: str = typer.Option("gold", "--judge", help="gold (EM/F1), llm (evaluators, no gold) or vote."),
-        epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the questions."),
+        learn: bool = _option("learn", "--learn"),  # type: ignore[assignment]
+        judge: str = _option("judge", "--judge"),  # type: ignore[assignment]
+        epochs: int = _option("epochs", "--epochs", min=1),  # type: ignore[assignment]
         resume: bool = typer.Option(False, "--resume", help="Continue the session stored under --state (same "
                                     "question list only)."),
         restart: bool = typer.Option(False, "--restart", help="Start the question stream over in a --state folder "
                                      "that holds a session (memory, buffer and adapters are kept)."),
         state: Path = typer.Option(Path("miaflow-session"), "--state", help="Folder holding the session's state."),
-        group_size: int = typer.Option(4, "--group-size", min=1, help="Plans per question (GRPO group size)."),
+        group_size: int = _option("group_size", "--group-size", min=1),  # type: ignore[assignment]
         heldback: int = typer.Option(0, "--heldback", min=0, help="Questions kept back (the last N) to gate "
                                      "adapter versions; 0 promotes every version."),
         no_memory: bool = typer.Option(False, "--no-memory", help="Answer without the trajectory memory."),
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
         fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
         model: str = typer.Option(None, "--model", help="Model folder (default: the bundled SmolLM2)."),
-        finish_training: bool = typer.Option(True, "--finish-training/--no-finish-training",
-                                             help="With --learn: after the last question, run the GRPO steps "
-                                             "still pending in the buffer."),
+        finish_training: bool = _option("finish_training",  # type: ignore[assignment]
+                                        "--finish-training/--no-finish-training"),
     ) -> None:
         """Run a continual test-time learning session over a question stream."""
         from rich.console import Console

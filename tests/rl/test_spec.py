@@ -50,3 +50,17 @@ def test_matching_settings_are_accepted_and_spec_and_parts_do_not_mix(tmp_path):
     assert old.session.remember is False  # a session without memory remembers nothing, as before
     with pytest.raises(ValueError, match="either spec or the separate settings"):
         build_session(tmp_path, tmp_path / "s", spec, config=SessionConfig(), chat=object(), index=object())
+
+
+def test_session_cli_options_are_documented_once_on_the_settings():
+    from dataclasses import fields
+
+    import typer.main
+
+    from miaflow.cli import app
+
+    cmd = typer.main.get_command(app).commands["session"]  # type: ignore[attr-defined]
+    params = {p.name: p for p in cmd.params}
+    for f in fields(SessionConfig):
+        if f.name in ("learn", "judge", "epochs", "group_size", "finish_training"):
+            assert params[f.name].help == f.metadata["help"] and params[f.name].default == f.default
