@@ -14,10 +14,12 @@ def prepare(
     target: Path = typer.Option(None, "--target", help="Folder for the converted model (default: the user cache)."),
     force: bool = typer.Option(False, "--force", help="Convert again even if a complete copy exists."),
 ) -> None:
-    """Convert the bundled SmolLM2-135M-Instruct GGUF into a trainable safetensors folder (idempotent)."""
+    """Convert the bundled SmolLM2-135M-Instruct GGUF into a trainable safetensors folder, and export the bundled
+    embedder for ONNX Runtime (both idempotent)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..llm.bundled import prepare_bundled_model
+    from ..memory.embeddings import prepare_onnx_embedder
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("preparing bundled model", total=1.0)
@@ -26,7 +28,14 @@ def prepare(
             bar.update(task, completed=fraction, description=stage)
 
         path = prepare_bundled_model(target, progress=report, force=force)
+        emb_task = bar.add_task("exporting the embedder to ONNX", total=1.0)
+
+        def report_emb(stage: str, fraction: float) -> None:
+            bar.update(emb_task, completed=fraction, description=f"embedder: {stage}")
+
+        onnx_path = prepare_onnx_embedder(force=force, progress=report_emb)
     typer.echo(f"bundled model ready at {path}")
+    typer.echo(f"ONNX embedder ready at {onnx_path}")
 
 
 @models_app.command("check")
@@ -55,7 +64,7 @@ def check(
     emb = default_embedder()
     t0 = time.perf_counter()
     emb.embed(["warm up"])
-    rows.append(("load embedder", f"{time.perf_counter() - t0:.2f} s", f"dim {emb.dim}"))
+    rows.append(("load embedder", f"{time.perf_counter() - t0:.2f} s", f"dim {emb.dim}, {emb.backend} backend"))
     sentences = [f"sentence number {i} about research agents" for i in range(256)]
     t0 = time.perf_counter()
     emb.embed(sentences)
