@@ -335,6 +335,28 @@ def test_compiled_graph_reads_and_writes_memory_across_invocations(tmp_path, has
     assert again.invoke({"user": "alice", "note": "x"})["seen"] == ["likes tea", "works nights"]
 
 
+def test_async_graph_uses_the_async_twins(tmp_path, hash_embedder):
+    from langgraph.graph import END, START, StateGraph
+
+    async def remember(state: _State, *, store) -> _State:  # the store injected by LangGraph
+        ns = ("users", state["user"])
+        seen = [i.value["note"] for i in await store.asearch(ns, query=state["note"])]
+        await store.aput(ns, f"n{len(seen)}", {"note": state["note"]})
+        return {"seen": seen}
+
+    g = StateGraph(_State)
+    g.add_node("remember", remember)
+    g.add_edge(START, "remember")
+    g.add_edge("remember", END)
+    graph = g.compile(store=LangGraphStore(TrajectoryStore(tmp_path / "mem", embedder=hash_embedder)))
+
+    async def run():
+        await graph.ainvoke({"user": "cy", "note": "green tea"})
+        return await graph.ainvoke({"user": "cy", "note": "tea"})
+
+    assert asyncio.run(run())["seen"] == ["green tea"]
+
+
 def test_langmem_tools_work_unchanged(tmp_path, hash_embedder):
     langmem = pytest.importorskip("langmem", reason="langmem is not installed")
     from langgraph.graph import END, START, StateGraph
@@ -375,7 +397,7 @@ def test_langmem_tools_work_unchanged(tmp_path, hash_embedder):
 
 
 @pytest.mark.slow
-def test_readme_snippet_runs(tmp_path, monkeypatch):
+def test_readme_snippet_runs(tmp_path, monkeypatch, capsys):
     """The README's snippet, as written: the bundled embedder, a folder on disk, a compiled graph."""
     text = README.read_text()
     m = re.search(r"<!-- langgraph-store:start -->\s*```python\n(.*?)```\s*<!-- langgraph-store:end -->", text, re.S)
@@ -384,3 +406,4 @@ def test_readme_snippet_runs(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(m.group(1), "README.md", "exec"), scope)  # noqa: S102 - the README's own code
     assert (tmp_path / "memories").is_dir()
+    assert capsys.readouterr().out.strip() == "['Alice drinks green tea']"  # what the README says it prints
