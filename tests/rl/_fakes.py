@@ -65,6 +65,67 @@ class FakeWorkflow:
         return result.task_id
 
 
+@dataclass(frozen=True)
+class Hit:
+    doc_id: str
+    title: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Doc:
+    id: str
+    title: str
+    text: str
+    source: str = ""
+
+
+class TinyIndex:
+    """Word-overlap search over two documents, with the CorpusIndex search / open_document API."""
+
+    DOCS = {"band": ("Tinted Windows", "The first performance of Tinted Windows was in Tulsa."),
+            "city": ("Paris", "Paris is the capital of France.")}
+
+    def search(self, query, k=5):
+        words = set(query.lower().split())
+        hits = [(len(words & set((t + " " + x).lower().split())), d) for d, (t, x) in self.DOCS.items()]
+        return [Hit(d, *self.DOCS[d], float(s)) for s, d in sorted(hits, reverse=True) if s > 0][:k]
+
+    def open_document(self, doc_id):
+        return Doc(doc_id, *self.DOCS[doc_id])
+
+
+def scripted_reply(messages, cfg):
+    """A FakeChatModel reply function: one-step plans, no replan, answers from the passages shown."""
+    text = messages[-1]["content"]
+    if "Documents:" in text:
+        return "Tulsa [band]" if "Tulsa" in text else "Paris [city]"
+    if "yes (replan)" in text:
+        return "no"
+    if "numbered" in text:
+        return "Thinking: one hop.\n1. Search for the first performance\n2. Answer the question"
+    return "ok"
+
+
+class WordsEmbedder:
+    """Bag of words hashed to fixed random vectors: the same question gets the same vector (fast; the store is real)."""
+
+    dim = 32
+
+    def embed(self, texts):
+        import hashlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i] += np.random.default_rng(int(hashlib.md5(w.encode()).hexdigest()[:8], 16)).standard_normal(32)
+            out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
+        return out
+
+
 def questions(n):
     from miaflow.workflows.session import SessionQuestion
 

@@ -4,7 +4,6 @@ by a question cut short are not recalled by its own redo (the final memory equal
 import importlib.util
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,68 +42,6 @@ def test_resume_refuses_another_question_list_and_restart_starts_over(tmp_path):
     assert len(Session(fakes.FakeWorkflow(tmp_path / "mem"), state).run(other, resume=True).outcomes) == 4
 
 
-@dataclass(frozen=True)
-class _Hit:
-    doc_id: str
-    title: str
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
-class _Doc:
-    id: str
-    title: str
-    text: str
-    source: str = ""
-
-
-class _Index:
-    DOCS = {"band": ("Tinted Windows", "The first performance of Tinted Windows was in Tulsa."),
-            "city": ("Paris", "Paris is the capital of France.")}
-
-    def search(self, query, k=5):
-        words = set(query.lower().split())
-        hits = [(len(words & set((t + " " + x).lower().split())), d) for d, (t, x) in self.DOCS.items()]
-        return [_Hit(d, *self.DOCS[d], float(s)) for s, d in sorted(hits, reverse=True) if s > 0][:k]
-
-    def open_document(self, doc_id):
-        return _Doc(doc_id, *self.DOCS[doc_id])
-
-
-def _reply(messages, cfg):
-    text = messages[-1]["content"]
-    if "Documents:" in text:
-        return "Tulsa [band]" if "Tulsa" in text else "Paris [city]"
-    if "yes (replan)" in text:
-        return "no"
-    if "numbered" in text:
-        return "Thinking: one hop.\n1. Search for the first performance\n2. Answer the question"
-    return "ok"
-
-
-class Cut(Exception):
-    pass
-
-
-class _WordsEmbedder:
-    """Bag of words hashed to fixed random vectors: the same question gets the same vector (fast; the store is real)."""
-
-    dim = 32
-
-    def embed(self, texts):
-        import hashlib
-
-        import numpy as np
-
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in t.lower().split():
-                out[i] += np.random.default_rng(int(hashlib.md5(w.encode()).hexdigest()[:8], 16)).standard_normal(32)
-            out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
-        return out
-
-
 def _memories(store):
     return sorted((r.task_id, r.question, r.answer) for r in store.iter_records())
 
@@ -119,7 +56,8 @@ def test_a_cut_short_question_does_not_recall_its_own_memories_on_redo(tmp_path)
     cfg = SessionConfig(group_size=2)
 
     def workflow(root):
-        return ResearchWorkflow(planner=FakeChatModel(_reply), index=_Index(), store=TrajectoryStore(root, embedder=_WordsEmbedder()),
+        return ResearchWorkflow(planner=FakeChatModel(fakes.scripted_reply), index=fakes.TinyIndex(),
+                                store=TrajectoryStore(root, embedder=fakes.WordsEmbedder()),
                                 config=ResearchConfig(reflect=False))
 
     clean = workflow(tmp_path / "clean-mem")
@@ -127,6 +65,9 @@ def test_a_cut_short_question_does_not_recall_its_own_memories_on_redo(tmp_path)
 
     wf = workflow(tmp_path / "mem")
     sess = Session(wf, tmp_path / "state", config=cfg)
+
+    class Cut(Exception):
+        pass
 
     def cut_after_writing(outcome):  # everything of question 'a' is stored, the position has not moved yet
         raise Cut
