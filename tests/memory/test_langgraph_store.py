@@ -261,6 +261,17 @@ def test_trajectory_store_sees_items_and_items_see_records(tmp_path, hash_embedd
     assert traj.count("default") == 0
 
 
+def test_a_record_the_agent_replaces_reads_as_the_new_record(tmp_path, hash_embedder):
+    traj = TrajectoryStore(tmp_path / "mem", embedder=hash_embedder)
+    s = LangGraphStore(traj)
+    s.put(("default",), "m1", {"question": "Who wrote the harbour song?", "note": "first guess"})
+    kept = traj.add(make_traj(1, "Who wrote the harbour song?", answer="Mira"))  # near-duplicate: replaces
+    assert kept == "m1"
+    value = s.get(("default",), "m1").value
+    assert value["answer"] == "Mira" and "note" not in value
+    assert s.search(("default",), query="harbour song")[0].value["answer"] == "Mira"
+
+
 def test_conversation_namespaces_feed_bimem(tmp_path, hash_embedder):
     from miaflow.memory.bimem import BiMemory
     from miaflow.memory.embeddings import ChromaEmbeddingFunction

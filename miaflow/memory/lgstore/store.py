@@ -35,6 +35,7 @@ namespace appear in ``list_namespaces`` (``InMemoryStore``'s does); no TTL.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import threading
@@ -83,6 +84,18 @@ __all__ = ["LangGraphStore"]
 
 _SEP = "."
 _PAGE = 2000
+
+
+def _digest(meta: Mapping[str, Any]) -> str:
+    """A fingerprint of a record's trajectory fields as this store wrote them."""
+    body = f"{meta.get('task_id', '')}\x00{meta.get('rec', '')}"
+    return hashlib.sha1(body.encode("utf-8")).hexdigest()[:16]
+
+
+def _owned(meta: Mapping[str, Any]) -> bool:
+    """Whether the raw value in a record's metadata is still its content: the trajectory store may since have
+    replaced the record under the same id (a near-duplicate run), and then the record's own fields are the value."""
+    return meta.get("lg_value") is not None and meta.get("lg_rec") == _digest(meta)
 
 
 class LangGraphStore(BaseStore):
@@ -171,12 +184,12 @@ class LangGraphStore(BaseStore):
     # ------------------------------------------------------------------ decoding records
     def _item(self, ns: tuple[str, ...], rec_id: str, meta: Mapping[str, Any], emb: Any) -> dict[str, Any]:
         """An internal row: the LangGraph item, its vectors, and its place in unranked results."""
-        if meta.get("lg_value") is not None:
+        if _owned(meta):
             value = json.loads(meta["lg_value"])
             vecs = unpack_vecs(str(meta.get("lg_vecs") or ""), int(meta.get("lg_dim") or 0))
             created, updated = timestamp(meta.get("lg_created")), timestamp(meta.get("lg_updated"))
             order = (int(meta.get("lg_nsseq") or 0), int(meta.get("lg_seq") or 0))
-        else:  # a record the agent wrote: its fields are the value
+        else:  # a record the agent wrote (or replaced under this key): its fields are the value
             rec = from_metadata(rec_id, meta, namespace_to_miaflow(ns), self.trajectories._fold(dict(meta)))
             value = {name: getattr(rec, name) for name in (
                 "question", "plan", "summary", "answer", "judgement", "reward", "task_id", "model",
@@ -222,7 +235,7 @@ class LangGraphStore(BaseStore):
                     break
                 offset += len(got["ids"])
             # items carry their vectors in metadata; only records the agent wrote need Chroma's
-            bare = [rid for rid, meta in metas if meta.get("lg_value") is None] if vectors else []
+            bare = [rid for rid, meta in metas if not _owned(meta)] if vectors else []
             embs: dict[str, Any] = {}
             if bare:
                 got = col.get(ids=bare, include=["embeddings"])
@@ -379,6 +392,7 @@ class LangGraphStore(BaseStore):
                 meta = {k: None for k in (prev or {}) if is_utility_key(k) or k.startswith("lg_")}
                 meta.update(pack(trajectory_fields(p["key"], p["value"], p["question"], now)))
                 meta.update({
+                    "lg_rec": _digest(meta),
                     "lg_value": p["raw"], "lg_vecs": pack_vecs(mine), "lg_dim": int(vecs.shape[1]),
                     "lg_seq": int((prev or {}).get("lg_seq") or self._seq()), "lg_nsseq": nsseq,
                     "lg_created": stamp, "lg_updated": stamp,
