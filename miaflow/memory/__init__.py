@@ -8,6 +8,7 @@ from .._lazy import lazy_exports
 
 __all__ = [
     "Embedder",
+    "EmbedderConfig",
     "default_embedder",
     "Trajectory",
     "MemoryRecord",
@@ -23,6 +24,7 @@ __all__ = [
 
 _LAZY = {
     "Embedder": ".embeddings",
+    "EmbedderConfig": ".embeddings",
     "default_embedder": ".embeddings",
     "Trajectory": ".trajectory",
     "MemoryRecord": ".trajectory",
