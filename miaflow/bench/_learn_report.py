@@ -73,7 +73,7 @@ def build_report(out: Path, *, config: dict[str, Any], runs: list[dict[str, Any]
     nseeds = max(len(fs) for fs in figs.values())
     report.table(f"accuracy per arm (mean ± std over {nseeds} seed(s); accuracy = share of the group's answers "
                  "with F1 >= 0.5)",
-                 ["arm"] + [f"epoch {e + 1}" for e in range(epochs)] + ["transfer", "tokens/task", "wall s/task",
+                 ["arm"] + [f"epoch {e + 1}" for e in range(epochs)] + ["transfer", "tokens/task (runs of the plans)", "wall s/task",
                                                                           "memories used/task"],
                  [[a] + [_pm(s[f"epoch{e + 1}"]) for e in range(epochs)] + [
                      _pm(s["transfer"]), s["tokens"]["mean"], s["wall_s"]["mean"], s["memories_used"]["mean"]]

@@ -10,9 +10,9 @@ Everything here is plain data work (no model, no index), so the splits can be ch
   question: a HotpotQA ``supporting_facts.title`` or a MuSiQue paragraph with ``is_supporting`` (titles compared
   case-insensitively). The pool is the rest of the data file plus any ``--transfer-pool`` files and, for
   MuSiQue, the single-hop steps of ``question_decomposition`` (each step's ``paragraph_support_idx`` names its
-  supporting paragraph; steps that refer to an earlier answer, ``#1``, are skipped). A step of a stream question
-  shares its supporting paragraph, the bridge entity, with that question. Transfer tasks are answered once, after
-  the repeat epochs, with the memory the stream left.
+  supporting paragraph; steps that refer to an earlier answer, ``#1``, or are written as ``entity >> relation``
+  are skipped). A step of a stream question shares its supporting paragraph, the bridge entity, with that
+  question. Transfer tasks are answered once, after the repeat epochs, with the memory the stream left.
 - ``distractor``: pairs (source, near-duplicate) whose near-duplicate has a different answer, so the source's
   recalled case misleads on it. Two sources, both from the pool:
   ``flipped``: a comparison question ``..., A or B?`` whose answer is A or B and which holds exactly one
@@ -97,7 +97,7 @@ def musique_steps(path: str | Path) -> list[LearnTask]:
         for k, step in enumerate(rec.get("question_decomposition") or []):
             q, a = str(step.get("question", "")).strip(), str(step.get("answer", "")).strip()
             idx = step.get("paragraph_support_idx")
-            if not q or not a or "#" in q or not isinstance(idx, int) or not 0 <= idx < len(paras):
+            if not q or not a or "#" in q or ">>" in q or not isinstance(idx, int) or not 0 <= idx < len(paras):
                 continue
             q = q[0].upper() + q[1:] + ("" if q.endswith("?") else "?")
             out.append(LearnTask(id=f"{rec.get('id')}/step{k + 1}", question=q, answer=a,

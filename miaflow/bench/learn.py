@@ -294,8 +294,8 @@ def _run_stream(sess: Any, plan: list[tuple[int, LearnTask]], tick: Any) -> list
     finally:
         if worker is not None:
             worker.stop(timeout=None)
-    if worker is not None:
-        worker.drain()
+    if worker is not None and not getattr(worker, "gave_up", False):
+        worker.drain()  # train (and gate) on what is still buffered, so every group is used once
     return rows
 
 
@@ -317,6 +317,8 @@ def run_arm(arm: str, seed: int, setup: LearnSetup, parts: _Parts, root: Path, *
         summary = sess.summary()
         out["versions"] = summary.adapter_versions
         out["grpo_steps"] = sum(e.kind == "step_end" for e in sess.worker.events)
+        status = getattr(sess.worker, "status", None)
+        out["learning"] = status() if callable(status) else None
     if setup.pairs:
         pairs = stream_order(setup.pairs, seed)
         dplan = [(e, t) for e in range(epochs) for t in [p[0] for p in pairs] + [p[1] for p in pairs]]
