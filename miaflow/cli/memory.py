@@ -1,5 +1,7 @@
 """``miaflow memory verify|repair PATH``: check a trajectory store folder against its manifest and vector index,
-and rebuild the vector index from the durable records where it can."""
+and rebuild the vector index from the durable records where it can. A Bi-Mem folder (one holding ``bimem/``) is
+checked by opening it: its JSON state is the durable copy, and opening re-embeds missing vectors and drops stray
+ones."""
 
 from __future__ import annotations
 
@@ -25,6 +27,25 @@ def _report(console, rep, *, repaired: bool) -> None:  # noqa: ANN001
         console.print(f"{rep.folder}: repaired; run `miaflow memory verify {rep.folder}` to check")
 
 
+def _bimem(console, path: Path) -> int:  # noqa: ANN001
+    from ..errors import MiaflowError
+    from ..memory.bimem import BiMemory
+
+    try:
+        with console.status("opening the Bi-Mem memory (missing vectors are embedded again)..."):
+            mem = BiMemory(path)
+    except MiaflowError as e:
+        console.print(f"[red]problem:[/] {e}")
+        return 1
+    try:
+        turns = sum(len(mem.turns(c)) for c in mem.conversations())
+        console.print(f"{path}: ok (Bi-Mem: {len(mem.conversations())} conversation(s), {turns} turn(s), "
+                      f"{mem.vector_count()} vector(s))")
+    finally:
+        mem.close()
+    return 0
+
+
 def _run(path: Path, repair: bool) -> int:
     from rich.console import Console
 
@@ -32,6 +53,8 @@ def _run(path: Path, repair: bool) -> int:
     from ..memory import _integrity
 
     console = Console()
+    if (path / "bimem").is_dir() and not (path / "miaflow-store.json").exists():
+        return _bimem(console, path)
     try:
         with console.status("checking the store..." if not repair else "repairing the store..."):
             rep = _integrity.repair(path) if repair else _integrity.verify(path)

@@ -230,3 +230,14 @@ def test_checkpoint_that_is_not_sqlite_is_a_clear_error(tmp_path, content):
     assert open_checkpointer(tmp_path / "new.sqlite") is not None
 
 
+
+
+def test_cli_verify_checks_a_bimem_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from miaflow.cli import app
+
+    root = _bimem(tmp_path)
+    (_conv_dir(root) / "state.json").write_text("{")
+    res = CliRunner().invoke(app, ["memory", "verify", str(root)])
+    assert res.exit_code == 1 and "state.json" in res.output and "Traceback" not in res.output
