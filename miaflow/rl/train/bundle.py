@@ -23,7 +23,14 @@ from ...llm.bundled import bundled_adapters_dir
 
 __all__ = ["install_run"]
 
-_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+def _half(src: Path, dst: Path) -> None:
+    """Copy adapter weights as float16 (half the package size; PEFT casts them back to the model's dtype on load)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(src))
+    save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}, str(dst))
 
 
 def _commit() -> str:
@@ -48,8 +55,10 @@ def _card(manifest: dict[str, Any]) -> str:
     lines += ["", "## Figures", ""]
     for role, info in manifest["roles"].items():
         for stage in info["stages"]:
+            extra = (f"loss {stage['loss']:.3f}" if stage.get("loss") is not None else
+                     f"mean group reward {stage.get('mean_reward')}, {stage.get('zero_variance_groups')} zero-variance groups")
             lines.append(f"- {role} {stage.get('stage')}: {stage.get('steps')} steps, {stage.get('seconds')} s, "
-                         f"{stage.get('tokens_per_second', '-')} tokens/s, loss {stage.get('loss', '-')}")
+                         f"{stage.get('tokens_per_second')} tokens/s, {extra}")
     for k, v in manifest.get("evaluation", {}).items():
         lines.append(f"- {k}: {v}")
     return "\n".join(lines) + "\n"
@@ -75,9 +84,10 @@ def install_run(run_root: str | Path, *, command: str, target: Path | None = Non
             if v.path is None:
                 continue
             (tmp / role).mkdir(parents=True)
-            for f in _FILES:
-                shutil.copy2(v.path / f, tmp / role / f)
-            stages = [{k: x.metrics.get(k) for k in ("stage", "steps", "seconds", "tokens_per_second", "loss")}
+            shutil.copy2(v.path / "adapter_config.json", tmp / role / "adapter_config.json")
+            _half(v.path / "adapter_model.safetensors", tmp / role / "adapter_model.safetensors")
+            stages = [{k: x.metrics.get(k) for k in ("stage", "steps", "seconds", "tokens_per_second", "loss",
+                                                     "mean_reward", "zero_variance_groups")}
                       for x in reg.versions() if x.path is not None]
             roles[role] = {"version": v.name, "stages": stages}
         if not roles:

@@ -183,8 +183,12 @@ def train(recipe: TrainRecipe, out: str | Path, *, model_dir: str | Path | None 
         res2 = run_alternating(recipe, questions, index, model_dir=mdir, start_adapters=starts,
                                work_dir=run.root / "work" / "grpo", device=device)
         for role, model in res2.models.items():
-            m = {"stage": "grpo", "steps": res2.steps.get(role, 0), "seconds": round(res2.seconds[role], 1),
-                 "tokens": res2.tokens[role], "rewards": res2.rewards[role], "losses": res2.losses[role],
+            secs = res2.seconds[role]
+            rewards = res2.rewards[role]
+            m = {"stage": "grpo", "steps": res2.steps.get(role, 0), "seconds": round(secs, 1),
+                 "tokens": res2.tokens[role], "tokens_per_second": round(res2.tokens[role] / secs, 1) if secs else 0.0,
+                 "rewards": rewards, "mean_reward": round(sum(rewards) / len(rewards), 3) if rewards else None,
+                 "losses": res2.losses[role],
                  "zero_variance_groups": res2.zero_variance[role], "device": device}
             run.registry(role).add(lambda folder, mm=model: mm.save_pretrained(str(folder)), metrics=m)
         run.finish("grpo", {"seconds": round(time.perf_counter() - t0, 1),
