@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["ManagerConfig", "Manager", "reward_of"]
 
@@ -130,8 +130,8 @@ class Manager:
                      s.get("error") or "nothing"} if isinstance(s, dict) else s for s in steps]
             traj = Trajectory(task_id=task_id, question=question, plan=plan, steps=flat,
                               evidence_ids=list(evidence_ids), cited_ids=cited, queries=queries, answer=answer,
-                              judgement=judgement, reward=0.0 if reward is None else reward, model=model,
-                              adapter_version=adapter)
+                              judgement=cast(Any, judgement), reward=0.0 if reward is None else reward,
+                              model=model, adapter_version=adapter)
             # without a model of its own the Manager leaves compression to the store (its model, its settings)
             mem_id = self.store.add(traj if self.compress_model is None else self.compress(traj))
             if reward is not None and used_ids:
