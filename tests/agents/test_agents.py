@@ -143,3 +143,23 @@ def test_manager_recall_and_remember_with_fakes():
     assert Manager().recall("q") == {"positive": [], "negative": [], "used_ids": [], "conversation": ""}
     assert Manager().remember(task_id="t", question="q", plan="", steps=[], evidence_ids=[], answer="",
                               judgement="unknown", used_ids=[]) is None
+
+
+def test_recall_for_a_conversation_the_memory_has_not_seen_is_empty():
+    class Mem:
+        def conversations(self):
+            return ["ann"]
+
+        def persona(self, speaker, conversation_id=None):
+            raise AssertionError("an unknown conversation must not be asked for")
+
+        retrieve = persona
+
+    out = Manager(None, Mem()).recall("q", user_id="newuser")
+    assert out["conversation"] == ""
+
+
+def test_unparseable_evaluator_is_unknown_not_a_pass():
+    j = Judge(FakeChatModel(["10", "n/a", "10", "correct"]))
+    res = j.judge("Where was Alpha founded?", "Tulsa", None, "[a] Alpha was founded in Tulsa.")
+    assert res.label == "unknown" and res.score == 0.0 and j.stats["evaluator_unparsed"] == 1

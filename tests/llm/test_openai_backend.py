@@ -72,3 +72,26 @@ def test_adapter_is_selected_by_model_name(scripted_server):
     llm = OpenAIChatModel(server.url, "base-model", retry=FAST)
     llm.chat("hi", adapter="planner-v3")
     assert server.requests[0]["model"] == "planner-v3"
+
+
+def test_retry_after_header_forms():
+    from email.utils import formatdate
+    from types import SimpleNamespace
+
+    from miaflow.llm.openai_backend import retry_after
+
+    def exc(**headers):
+        return SimpleNamespace(response=SimpleNamespace(headers=headers))
+
+    assert retry_after(exc(**{"retry-after": "3"})) == 3.0
+    assert retry_after(exc(**{"retry-after-ms": "250"})) == 0.25
+    assert 8 <= retry_after(exc(**{"retry-after": formatdate(time.time() + 10, usegmt=True)})) <= 10
+    assert retry_after(exc(**{"retry-after": "soon"})) is None and retry_after(ValueError("x")) is None
+
+
+def test_request_timeout_never_exceeds_what_is_left_of_the_budget(scripted_server):
+    server = scripted_server([200])
+    llm = OpenAIChatModel(server.url, "m", retry=RetryConfig(max_seconds=5, request_timeout=120))
+    seen = []
+    llm._with_retries(lambda timeout: seen.append(timeout))
+    assert 0 < seen[0] <= 5
