@@ -174,3 +174,72 @@ def test_bad_arms_are_a_clear_error(tmp_path):
         run_bench(arms="frozen,magic", out=tmp_path)
     with pytest.raises(InvalidInputError, match="group-size"):
         run_bench(arms="memory+grpo", group_size=1, out=tmp_path)
+
+
+class _TinyLearner:
+    """Stands in for TRL (whose real steps are tested in tests/rl): counts steps, writes an adapter folder."""
+
+    def __init__(self):
+        from miaflow.rl.grpo import GRPOSettings
+
+        self.settings = GRPOSettings()
+        self.steps = 0
+
+    def step(self, groups):
+        from miaflow.rl.grpo import StepResult
+
+        self.steps += 1
+        return StepResult(groups=[g.group_id for g in groups], seconds=0.01, prompt_tokens=10, completion_tokens=5,
+                          loss=0.0, metrics={})
+
+    def save(self, path):
+        (path / "adapter_config.json").write_text("{}")
+
+    def load(self, path):
+        pass
+
+
+def test_grpo_arm_trains_in_the_background_and_reports_versions(tmp_path, monkeypatch):
+    """The memory+grpo arm through the session builder: a real session, store, worker and adapter registry."""
+    import miaflow.workflows.session as session_mod
+    from miaflow.bench.learn import run_bench
+    from miaflow.memory import TrajectoryStore
+    from miaflow.rl import AdapterRegistry, TrainingWorker
+    from miaflow.rl.buffer import ExperienceBuffer
+    from miaflow.rl.worker import RoleTrainer
+    from miaflow.testing import FakeChatModel
+    from miaflow.workflows import ResearchWorkflow
+
+    calls = []
+
+    def build(corpus, state_dir, *, config, chat, index, use_memory, heldback, research_config, grpo, worker_config):
+        calls.append({"learn": config.learn, "heldback": [q.id for q in heldback], "n": grpo.num_generations})
+        buffer = ExperienceBuffer(state_dir / "buffer.sqlite")
+        scores = iter([0.2, 0.4, 0.3, 0.6, 0.5, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0])
+        worker = TrainingWorker(buffer, RoleTrainer(learner=_TinyLearner(), registry=AdapterRegistry(
+            state_dir / "adapters"), evaluator=lambda v: next(scores)), config=worker_config)
+        wf = ResearchWorkflow(planner=chat, index=index, store=TrajectoryStore(state_dir / "memory"),
+                              config=research_config)
+        return session_mod.Session(wf, state_dir, config=config, buffer=buffer, worker=worker)
+
+    monkeypatch.setattr(session_mod, "build_session", build)
+    monkeypatch.setenv("MIAFLOW_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+
+    n = iter(range(10**6))
+
+    def varied(messages, cfg):  # answers alternate so groups carry a GRPO signal
+        text = messages[-1]["content"]
+        if "<answer>" in text:
+            return "Tulsa" if next(n) % 2 else "Paris"
+        return _reply(messages, cfg)
+
+    payload = run_bench(data=data, format="hotpotqa", limit=2, epochs=2, seeds=1, arms="memory+grpo",
+                        splits="repeat", group_size=2, heldback=1, speed=0, chat=FakeChatModel(varied),
+                        out=tmp_path / "out")
+    assert calls == [{"learn": True, "heldback": [payload["config"]["heldback"][0]], "n": 2}]
+    run = payload["results"]["runs"][0]
+    assert run["grpo_steps"] >= 1 and run["learning"]["steps"] == run["grpo_steps"]
+    assert len(run["versions"]) >= 2 and all("held_back" in v for v in run["versions"][1:])
+    assert (tmp_path / "out" / "learn_heldback.png").exists()
