@@ -42,12 +42,13 @@ def langgraph_dev(tmp_path):
     exe, port = _cli(), _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
            "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-           "MIAFLOW_MODEL": "local"}
+           "LANGGRAPH_NO_VERSION_CHECK": "true", "MIAFLOW_MODEL": "local"}
     env.pop("MIAFLOW_MEMORY", None)
     env.pop("MIAFLOW_CORPUS", None)
     log_path = tmp_path / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    # --allow-blocking: the graph's nodes call the in-process model synchronously
+    # --allow-blocking: the graph factory loads the in-process model synchronously inside the server's event loop;
+    # without it every run fails with "BlockingError: Blocking call to os.getcwd" (blockbuster, dev mode only)
     cmd = [exe, "dev", "--config", str(REPO / "langgraph.json"), "--host", "127.0.0.1", "--port", str(port),
            "--no-browser", "--no-reload", "--allow-blocking"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
