@@ -205,3 +205,28 @@ def test_baton_failure_wakes_the_waiting_role():
     baton.finish("planner", ValueError("boom"))
     t.join(timeout=10)
     assert raised and "failed" in raised[0]
+
+
+def test_shipped_adapters_are_found_and_can_be_turned_off(tmp_path, monkeypatch):
+    from miaflow.llm.bundled import bundled_adapters
+
+    for role in ("planner", "executor"):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "adapter_config.json").write_text("{}")
+    (tmp_path / "planner" / "adapter_model.safetensors").write_bytes(b"x")
+    assert set(bundled_adapters(tmp_path)) == {"planner"}, "an incomplete adapter folder is not used"
+    monkeypatch.setenv("MIAFLOW_BASE_MODEL_ONLY", "1")
+    assert bundled_adapters() == {}
+
+
+def test_roles_use_the_models_trained_adapter_unless_their_config_names_one():
+    from miaflow.agents import ExecutorConfig, PlannerConfig
+    from miaflow.agents.roles import as_executor, as_planner
+    from miaflow.testing import FakeChatModel
+
+    model = FakeChatModel(lambda messages, cfg: "1. Search for x y")
+    model.role_adapters = {"planner": "planner", "executor": "executor"}
+    assert as_planner(model).config.adapter == "planner"
+    assert as_executor(model, index=object()).config.adapter == "executor"
+    assert as_planner(model, PlannerConfig(adapter="planner-v3")).config.adapter == "planner-v3"
+    assert as_executor(FakeChatModel(lambda m, c: ""), object(), ExecutorConfig()).config.adapter is None
