@@ -5,6 +5,7 @@ Everything lives under ``--state`` so a killed session continues with ``--resume
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,9 +23,9 @@ def _setting(name: str) -> tuple[object, str]:
     return f.default, f.metadata["help"]
 
 
-def _option(name: str, *decls: str, **kw: object) -> object:
+def _option(name: str, *decls: str, minimum: int | None = None) -> Any:
     default, help_ = _setting(name)
-    return typer.Option(default, *decls, help=help_, **kw)  # type: ignore[call-overload]
+    return typer.Option(default, *decls, help=help_, min=minimum)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,22 +33,22 @@ def register(app: typer.Typer) -> None:
     def session(
         questions: Path = typer.Argument(..., help="Questions: miaflow JSONL (question, answer), HotpotQA or MuSiQue."),
         corpus: Path = typer.Option(..., "--corpus", help="Folder of .txt/.md files, a JSONL file, or QA data."),
-        learn: bool = _option("learn", "--learn"),  # type: ignore[assignment]
-        judge: str = _option("judge", "--judge"),  # type: ignore[assignment]
-        epochs: int = _option("epochs", "--epochs", min=1),  # type: ignore[assignment]
+        learn: bool = _option("learn", "--learn"),
+        judge: str = _option("judge", "--judge"),
+        epochs: int = _option("epochs", "--epochs", minimum=1),
         resume: bool = typer.Option(False, "--resume", help="Continue the session stored under --state (same "
                                     "question list only)."),
         restart: bool = typer.Option(False, "--restart", help="Start the question stream over in a --state folder "
                                      "that holds a session (memory, buffer and adapters are kept)."),
         state: Path = typer.Option(Path("miaflow-session"), "--state", help="Folder holding the session's state."),
-        group_size: int = _option("group_size", "--group-size", min=1),  # type: ignore[assignment]
+        group_size: int = _option("group_size", "--group-size", minimum=1),
         heldback: int = typer.Option(0, "--heldback", min=0, help="Questions kept back (the last N) to gate "
                                      "adapter versions; 0 promotes every version."),
         no_memory: bool = typer.Option(False, "--no-memory", help="Answer without the trajectory memory."),
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
         fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
         model: str = typer.Option(None, "--model", help="Model folder (default: the bundled SmolLM2)."),
-        finish_training: bool = _option("finish_training",  # type: ignore[assignment]
+        finish_training: bool = _option("finish_training",
                                         "--finish-training/--no-finish-training"),
     ) -> None:
         """Run a continual test-time learning session over a question stream."""
