@@ -24,20 +24,26 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(None, "--port", min=1, max=65535, help="Serve streamable HTTP on this port "
                                  "(path /mcp) instead of stdio."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind with --port."),
+        warm: bool = typer.Option(False, "--warm", help="Load the model and index the default corpus before "
+                                  "serving (default: on the first research request)."),
     ) -> None:
         """MCP server: tools research, recall, remember, add_messages, retrieve."""
         from rich.console import Console
 
         from ..errors import MiaflowError
-        from ..serve import AgentConfig, ResearchAgent, build_mcp_server
+        from ..serve import AgentConfig, ResearchAgent
 
         console = Console(stderr=True)  # stdout carries the protocol over stdio
         try:
             agent = ResearchAgent(AgentConfig(model=model, corpus=str(corpus) if corpus else None,
                                               state=str(state.expanduser()), memory=memory, reflect=reflect))
+            if warm:
+                agent.warm()
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
+        from ..serve import build_mcp_server
+
         server = build_mcp_server(agent)
         try:
             if port is None:

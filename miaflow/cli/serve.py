@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("miaflow-research", "--served-model-name", help="Model id clients ask for."),
         progress: str = typer.Option("content", "--stream-progress", help="Where streamed progress lines go: "
                                      "content, reasoning (reasoning_content) or none."),
+        warm: bool = typer.Option(False, "--warm", help="Load the model and index the default corpus before "
+                                  "serving (default: on the first research request)."),
     ) -> None:
         """OpenAI-compatible server: POST /v1/chat/completions (stream too), GET /v1/models."""
         from rich.console import Console
@@ -32,13 +34,13 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         try:
-            _serve(console, host, port, model, corpus, state, memory, reflect, name, progress)
+            _serve(console, host, port, model, corpus, state, memory, reflect, name, progress, warm)
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
 
 
-def _serve(console, host, port, model, corpus, state, memory, reflect, name, progress) -> None:  # noqa: ANN001
+def _serve(console, host, port, model, corpus, state, memory, reflect, name, progress, warm) -> None:  # noqa: ANN001
     import uvicorn
 
     from ..errors import InvalidInputError
@@ -50,6 +52,8 @@ def _serve(console, host, port, model, corpus, state, memory, reflect, name, pro
         raise InvalidInputError("--served-model-name is empty")
     agent = ResearchAgent(AgentConfig(model=model, corpus=str(corpus) if corpus else None,
                                       state=str(state.expanduser()), memory=memory, reflect=reflect))
+    if warm:
+        agent.warm()
     app = build_openai_app(agent, model_id=name, progress=progress)
     console.print(f"miaflow OpenAI-compatible server on http://{host}:{port}/v1 (model {name!r})")
     try:
