@@ -8,7 +8,8 @@ are left to the final answer prompt, which shows the retrieved passages as data 
 recalled, a few notes on them). Recalled cases work whatever the plan (the default plan included): their cited
 documents are opened when the index has them, and a case of the same task is reused through its evidence (its
 answer is kept only when a re-opened document supports it). A rejected answer (empty, restating the question, not
-supported by the passage it cites) is sampled once more, then replaced by an extractive span (``answer_check``).
+supported by the passage it cites) is sampled once more, then replaced by an extractive span (``answer_check``);
+an answer stated in another shown passage than the one it cites is kept, cited to that passage.
 
 Safety: documents never choose what the executor does; it opens only ids that a search returned or that its own
 memory recorded, and the index refuses anything outside its corpus root.
@@ -397,6 +398,10 @@ class Executor:
         reason = check(answer, cited)
         if not reason:
             return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model)
+        if reason == "unsupported" and cited:  # stated in another shown passage: keep it, cite that one instead
+            other = [d for d, _, _ in shown if d not in cited and not check(answer, [d])]
+            if other:
+                return _Answer(answer=answer, cited=other[:1], raw=raw, by_model=False, check="recited")
         for attempt in range(1, cfg.answer_retries + 1):
             again = replace(gen, temperature=cfg.retry_temperature, seed=attempt)
             raw2 = call_model(self.model, msgs, again, usage).text

@@ -90,7 +90,8 @@ class Execution:
     ``memory`` (a same-task case's answer, re-checked against its re-opened document)."""
     answer_check: str = ""
     """Why the model's first answer was not accepted as is (``empty``, ``restates_question``, ``known_wrong``,
-    ``unsupported``); "" when it was."""
+    ``unsupported``); ``recited`` when it was kept but its citation moved to the shown passage that states it;
+    "" when it was accepted as is."""
     answer_fallbacks: int = 0
     """1 when the model's first answer was not accepted as is (sampled again or replaced), else 0."""
     experience_ids: tuple[str, ...] = ()

@@ -110,3 +110,14 @@ def test_fallbacks_are_surfaced_in_the_research_result():
     res = wf.run(QUESTION, gold="Tulsa")
     assert res.answer_fallbacks == 1 and res.answer_source == "extractive"
     assert res.answer and res.answer.lower() not in QUESTION.lower()
+
+
+def test_answer_stated_in_another_passage_keeps_it_and_moves_the_citation():
+    model = FakeChatModel(_answers("S-Curve Records [nile]"))
+    index = KeywordIndex(DOCS)
+    ex = Executor(model, index, ExecutorConfig(max_evidence=4)).run(QUESTION, ["Search for the Nile river"])
+    assert "nile" in ex.evidence_ids and "album" in ex.evidence_ids
+    assert ex.answer == "S-Curve Records" and ex.citations == ("album",)
+    assert ex.answer_check == "recited" and ex.answer_fallbacks == 0 and not ex.cited_by_model
+    assert len(_answer_calls(model)) == 1
+
