@@ -43,7 +43,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langgraph.store.base import (
@@ -80,6 +80,9 @@ from ._mapping import (
     unpack_vecs,
 )
 
+if TYPE_CHECKING:
+    from ..bimem import BiMemory
+
 __all__ = ["LangGraphStore"]
 
 _SEP = "."
@@ -105,12 +108,15 @@ class LangGraphStore(BaseStore):
     >>> graph = builder.compile(store=store)                                 # doctest: +SKIP
 
     ``trajectories``: a store, or a folder to open one in. ``index``: LangGraph's ``IndexConfig`` (``embed`` a
-    LangChain ``Embeddings`` or a function of texts; ``fields`` the paths embedded, default the whole value).
+    LangChain ``Embeddings`` or a function of texts; ``fields`` the paths embedded, default the whole value); with
+    a folder, the trajectory store opened there embeds with it too, so that its recall and the items share one
+    vector space (give a store of your own the same embedder). ``bimem``: a
+    :class:`~miaflow.memory.bimem.BiMemory` behind the ``(conversation_label, id)`` namespaces.
     """
 
     supports_ttl = False
 
-    def __init__(self, trajectories: TrajectoryStore | str | Path, *, bimem: Any = None,
+    def __init__(self, trajectories: TrajectoryStore | str | Path, *, bimem: BiMemory | None = None,
                  index: IndexConfig | None = None, conversation_label: str = "conversations"):
         index = dict(index or {})
         custom = ensure_embeddings(index["embed"]) if index.get("embed") is not None else None
@@ -124,7 +130,8 @@ class LangGraphStore(BaseStore):
         self.fields = list(index.get("fields") or ["$"])
         self._fields = [(p, p if p == "$" else tokenize_path(p)) for p in self.fields]
         self.bimem = bimem
-        self.conversation_label = namespace_to_miaflow((conversation_label,))
+        namespace_to_miaflow((conversation_label,))  # a valid label, or a clear error
+        self.conversation_label = conversation_label
         self._lock = threading.RLock()
         self._last_seq = 0
 
