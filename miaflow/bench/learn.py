@@ -393,7 +393,8 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", corpus: Pat
     t_model = time.perf_counter() - t0
     research = ResearchConfig(planner=PlannerConfig(max_tokens=96), executor=ExecutorConfig(answer_max_tokens=24),
                               reflect=reflect)
-    grpo = GRPOSettings(num_generations=group_size, max_completion_length=128, learning_rate=5e-4)
+    grpo = GRPOSettings(num_generations=group_size, max_completion_length=128, learning_rate=5e-4) \
+        if "memory+grpo" in wanted else None
     parts = _Parts(chat=chat, index=index, corpus=setup.corpus, research=research, grpo=grpo, group_size=group_size)
     config = {"data": str(data or "shipped sample"), "format": format, "corpus": str(setup.corpus),
               "corpus_docs": len(index), "limit": limit, "epochs": epochs, "seeds": seeds, "arms": wanted,
