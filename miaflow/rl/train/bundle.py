@@ -97,6 +97,8 @@ def install_run(run_root: str | Path, *, command: str, target: Path | None = Non
                     "evaluation": evaluation or {}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         (tmp / "MODEL_CARD.md").write_text(_card(manifest))
+        for p in (tmp, *tmp.rglob("*")):  # package data: readable by everyone
+            p.chmod(0o755 if p.is_dir() else 0o644)
         if target.exists():
             shutil.rmtree(target)
         tmp.replace(target)
