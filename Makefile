@@ -43,6 +43,10 @@ lint: $(VENV)/.installed
 
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy miaflow/__init__.py miaflow/errors.py miaflow/llm miaflow/bench/report.py
+	$(VENV)/bin/mypy --follow-imports=silent miaflow/_io.py miaflow/_text.py miaflow/rl/loop.py miaflow/rl/rewards.py \
+		miaflow/rl/buffer.py miaflow/rl/adapters.py miaflow/rl/worker.py miaflow/rl/consolidation.py \
+		miaflow/rl/learning.py miaflow/rl/publish.py miaflow/workflows/session.py miaflow/cli/session.py \
+		miaflow/bench/session.py miaflow/tools/bm25.py miaflow/memory/bimem/_bm25.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
