@@ -165,6 +165,7 @@ def _plots(report: BenchReport, runs: list[dict[str, Any]], figs: dict[str, list
         ax2.set_xticks([i + width * (len(figs) - 1) / 2 for i in range(len(keys))], names, fontsize=8)
         ax2.set_ylabel("accuracy (mean ± std over seeds)")
         ax2.set_ylim(0, 1.05)
+        ax2.legend(fontsize=8)
         fig.suptitle(f"miaflow bench learn: {config.get('model')}, {stream} tasks x {epochs} epochs")
 
     report.plot("learn_curve.png", curve)
