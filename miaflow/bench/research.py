@@ -60,20 +60,6 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def restates_question(answer: str, question: str) -> bool:
-    """An answer whose words all come from the question (or an empty one) says nothing new.
-
-    >>> restates_question("The band who released the album", "The band who released the album played where?")
-    True
-    >>> restates_question("Tulsa, Oklahoma", "The band played where?")
-    False
-    """
-    from .._text import normalize_answer
-
-    words = normalize_answer(answer).split()
-    return not words or set(words) <= set(normalize_answer(question).split())
-
-
 def _adapter_roles(llm, spec: str) -> dict[str, str]:  # noqa: ANN001
     """The role -> adapter map an arm runs with: {} for base, the shipped roles, or a run folder's versions."""
     from ..errors import InvalidInputError
@@ -118,6 +104,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     from rich.console import Console
 
     from ..agents import ExecutorConfig, PlannerConfig
+    from ..agents.answer_check import restates_question
     from ..errors import InvalidInputError
     from ..llm import load_chat_model
     from ..memory import TrajectoryStore
@@ -194,7 +181,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
                 "tokens": res.tokens["total"], "model_calls": res.tokens["calls"], "wall_s": wall,
                 "model_s": res.timings["model"], "replan": res.replan_decision, "plan_fallback": res.plan_fallback,
                 "used_memories": len(res.used_memory_ids),
-                "restated": restates_question(res.answer, q.question),
+                "restated": not res.answer.strip() or restates_question(res.answer, q.question),
                 "answer_fallbacks": int(getattr(res, "answer_fallbacks", 0) or 0),
             })
             console.print(f"[dim]{arm} {qi}/{len(questions)}: F1 {rows[-1]['f1']:.2f}, "
