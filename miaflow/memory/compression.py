@@ -5,9 +5,9 @@ With a chat model, the model writes the summary (MIA's prompt, shortened). Witho
 has no numbered steps, an extractive summary is built from the recorded steps: each step's action, purpose, the
 first words of its input and of its output. Beside the summary, the record keeps what made the run work (or fail):
 the key queries (searches whose results held a document the answer cited), the cited ids, the answer and the
-judgement; the key queries and the answer count against the same word budget. Simplification: tokens are counted
-with a cheap model-free counter, so the compression ratio (tokens before / after) is comparable across runs, not
-exact for any tokenizer.
+judgement; the key queries (at most a quarter of it) and the answer count against the same word budget.
+Simplification: tokens are counted with a cheap model-free counter, so the compression ratio (tokens before /
+after) is comparable across runs, not exact for any tokenizer.
 """
 
 from __future__ import annotations
@@ -182,8 +182,12 @@ def compress(
     """Compress a trajectory into a :class:`MemoryRecord` (LLM summary if ``llm`` is given, else extractive)."""
     cfg = config or CompressionConfig()
     given = trajectory.queries[:MAX_KEY_QUERIES]
-    queries = tuple(_words(q, cfg.step_input_words).removesuffix(" ...") for q in given) or \
+    found = tuple(_words(q, cfg.step_input_words).removesuffix(" ...") for q in given) or \
         key_queries(trajectory.steps, trajectory.cited_ids, words=cfg.step_input_words)
+    queries: list[str] = []
+    for q in found:  # the key queries take at most a quarter of the budget
+        if sum(len(x.split()) for x in queries) + len(q.split()) <= cfg.max_words // 4:
+            queries.append(q)
     spent = sum(len(q.split()) for q in queries) + len(trajectory.answer.split())
     summary_cfg = replace(cfg, max_words=max(10, cfg.max_words - spent))  # queries + answer share the budget
     summary: str | None = None
@@ -211,7 +215,7 @@ def compress(
         reward=trajectory.reward,
         evidence_ids=tuple(trajectory.evidence_ids),
         cited_ids=tuple(trajectory.cited_ids),
-        queries=queries,
+        queries=tuple(queries),
         namespace=namespace,
         model=trajectory.model,
         adapter_version=trajectory.adapter_version,
