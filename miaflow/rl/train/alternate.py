@@ -26,7 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,9 @@ class _Rollouts:
         self.questions = questions
         self.stage = stage
         self.policy = policy
-        self.exec_cfg = ExecutorConfig(passage_chars=passage_chars, answer_max_tokens=stage.executor_tokens)
+        # the trained executor's own samples are scored as sampled: no resampling or extractive replacement
+        self.exec_cfg = ExecutorConfig(passage_chars=passage_chars, answer_max_tokens=stage.executor_tokens,
+                                       check_answers=False)
         self.plan_cfg = PlannerConfig(max_tokens=stage.planner_tokens)
 
     def group(self, qid: str) -> tuple[list[str], dict[str, list[Any]]]:
@@ -189,8 +191,8 @@ class _Rollouts:
                                                          group_temperature=self.stage.temperature))
             texts = self.policy.chat(planner.messages(q.question), n=n, temperature=self.stage.temperature,
                                      max_tokens=self.stage.planner_tokens).texts
-            executor = Executor(self.frozen, self.index, ExecutorConfig(**{**self.exec_cfg.__dict__,
-                                                                            "adapter": "executor"}))
+            # the frozen executor runs as deployed (answer checks on), so plans are rewarded for what users get
+            executor = Executor(self.frozen, self.index, replace(self.exec_cfg, adapter="executor", check_answers=True))
             acc, fmt = [], []
             for t in texts:
                 plan = parse_plan(t, q.question, max_steps=self.plan_cfg.max_steps)
