@@ -236,21 +236,20 @@ class SessionSummary:
 def load_session_questions(path: str | Path, format: str = "auto", limit: int | None = None  # noqa: A002
                            ) -> list[SessionQuestion]:
     """Questions from a miaflow JSONL (``question``, ``answer``/``gold``, ``id``), HotpotQA or MuSiQue file."""
+    from ..tools.qa_formats import question_lines
+
     p = Path(path)
     if format in ("auto", "jsonl") and p.suffix == ".jsonl":
         out = []
-        with p.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                rec = json.loads(line)
-                if not str(rec.get("question", "")).strip():
-                    raise InvalidInputError(f"{p}:{i + 1}: empty question")
-                gold = rec.get("answer", rec.get("gold"))
-                out.append(SessionQuestion(id=str(rec.get("id") or f"line{i + 1}"), question=str(rec["question"]),
-                                           gold=None if gold is None else str(gold)))
-                if limit and len(out) >= limit:
-                    break
+        for where, rec in question_lines(p):  # bad lines name the file and their true line
+            if not str(rec.get("question", "")).strip():
+                raise InvalidInputError(f"{where}: empty question")
+            gold = rec.get("answer", rec.get("gold"))
+            line = where.rsplit(":", 1)[1]
+            out.append(SessionQuestion(id=str(rec.get("id") or f"line{line}"), question=str(rec["question"]),
+                                       gold=None if gold is None else str(gold)))
+            if limit and len(out) >= limit:
+                break
         return out
     from ..tools.qa_formats import load_questions
 

@@ -80,3 +80,22 @@ def test_a_cut_short_question_does_not_recall_its_own_memories_on_redo(tmp_path)
     assert [o.used_memories for o in redo.outcomes] == [o.used_memories for o in reference.outcomes]
     assert redo.outcomes[0].used_memories == 0  # it did not recall the attempt that was cut short
     assert _memories(wf.store) == _memories(clean.store)
+
+
+def test_questions_file_errors_name_the_file_and_true_line(tmp_path):
+    import pytest
+
+    from miaflow.errors import InvalidInputError
+    from miaflow.workflows.session import load_session_questions
+
+    p = tmp_path / "qs.jsonl"
+    p.write_text('{"question": "a?"}\n\n{"question": "b?"}\n{not json\n')
+    with pytest.raises(InvalidInputError, match=r"qs\.jsonl:4"):
+        load_session_questions(p)
+    p.write_text('{"question": "a?"}\n["x"]\n')
+    with pytest.raises(InvalidInputError, match=r"qs\.jsonl:2"):
+        load_session_questions(p)
+    with pytest.raises(InvalidInputError, match="missing"):
+        load_session_questions(tmp_path / "missing.jsonl")
+    p.write_text('{"question": "a?"}\n\n{"question": "b?", "answer": "c"}\n')
+    assert [q.id for q in load_session_questions(p)] == ["line1", "line3"]
