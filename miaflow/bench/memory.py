@@ -111,7 +111,7 @@ def command(
     import numpy as np
     import psutil
 
-    from ..memory.embeddings import default_embedder
+    from ..memory.embeddings import Embedder, EmbedderConfig
     from ..memory.store import TrajectoryStore
     from .report import BenchReport, percentile
 
@@ -126,7 +126,8 @@ def command(
         import torch
 
         torch.set_num_threads(threads)
-    real = default_embedder()
+    # no query cache: each query is embedded twice (raw Chroma, then the store) and a cache hit would flatter one side
+    real = Embedder(config=EmbedderConfig(query_cache_size=0))
     embedder = _FillEmbedder(real, seed)
     embedder.embed(["warm up the embedder"])
     embedder.seconds = 0.0
