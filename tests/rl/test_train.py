@@ -153,80 +153,16 @@ def test_tiny_recipe_trains_both_roles_for_real(tmp_path, monkeypatch):
     assert set(bundled_adapters(target)) == {"planner", "executor"}
     assert "miaflow train --recipe tiny" in (target / "MODEL_CARD.md").read_text()
 
+    import torch
+
     llm = LocalChatModel(model_dir)
     llm.load_adapter("executor", target / "executor")
     msgs = D.executor_messages("Where did the band first perform?", [("Tinted Windows (band)", "Tinted Windows",
                                 "Tinted Windows was a supergroup. Their first performance was in Tulsa.")])
-    base = llm.chat(msgs, max_tokens=12).text
-    trained = llm.chat(msgs, max_tokens=12, adapter="executor").text
-    assert base != trained, "the trained executor adapter changes the answer"
-
-
-def test_baton_alternates_roles_turn_by_turn():
-    """Two trainer threads, K steps per turn: planner turn, executor turn, planner turn, ... with a hand-over each."""
-    import threading
-
-    from miaflow.rl.train.alternate import _Baton
-
-    log, handovers = [], []
-    baton = _Baton(["planner", "executor"], 2, handovers.append)
-
-    def trainer(role: str, steps: int) -> None:
-        for s in range(steps):
-            baton.wait(role, s)
-            log.append(role)
-        baton.finish(role)
-
-    threads = [threading.Thread(target=trainer, args=(r, 4)) for r in ("executor", "planner")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert log == ["planner"] * 2 + ["executor"] * 2 + ["planner"] * 2 + ["executor"] * 2
-    assert handovers == ["planner", "executor", "planner", "executor"]
-
-
-def test_baton_failure_wakes_the_waiting_role():
-    import threading
-
-    from miaflow.rl.train.alternate import _Baton
-
-    baton = _Baton(["planner", "executor"], 1, lambda role: None)
-    raised = []
-
-    def executor() -> None:
-        try:
-            baton.wait("executor", 0)
-        except RuntimeError as e:
-            raised.append(str(e))
-
-    t = threading.Thread(target=executor)
-    t.start()
-    baton.finish("planner", ValueError("boom"))
-    t.join(timeout=10)
-    assert raised and "failed" in raised[0]
-
-
-def test_shipped_adapters_are_found_and_can_be_turned_off(tmp_path, monkeypatch):
-    from miaflow.llm.bundled import bundled_adapters
-
-    for role in ("planner", "executor"):
-        (tmp_path / role).mkdir()
-        (tmp_path / role / "adapter_config.json").write_text("{}")
-    (tmp_path / "planner" / "adapter_model.safetensors").write_bytes(b"x")
-    assert set(bundled_adapters(tmp_path)) == {"planner"}, "an incomplete adapter folder is not used"
-    monkeypatch.setenv("MIAFLOW_BASE_MODEL_ONLY", "1")
-    assert bundled_adapters() == {}
-
-
-def test_roles_use_the_models_trained_adapter_unless_their_config_names_one():
-    from miaflow.agents import ExecutorConfig, PlannerConfig
-    from miaflow.agents.roles import as_executor, as_planner
-    from miaflow.testing import FakeChatModel
-
-    model = FakeChatModel(lambda messages, cfg: "1. Search for x y")
-    model.role_adapters = {"planner": "planner", "executor": "executor"}
-    assert as_planner(model).config.adapter == "planner"
-    assert as_executor(model, index=object()).config.adapter == "executor"
-    assert as_planner(model, PlannerConfig(adapter="planner-v3")).config.adapter == "planner-v3"
-    assert as_executor(FakeChatModel(lambda m, c: ""), object(), ExecutorConfig()).config.adapter is None
+    enc = llm.tokenizer(llm.render(msgs), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        llm.model.set_adapter("executor")
+        trained = llm.model(**enc).logits[0, -1]
+        with llm.model.disable_adapter():
+            base = llm.model(**enc).logits[0, -1]
+    assert float((trained - base).abs().max()) > 1e-3, "the trained executor adapter changes the model's output"
