@@ -5,6 +5,10 @@ Transient failures (connection errors, timeouts, 429, 5xx) are retried with tena
 jitter (or the server's ``Retry-After``), bounded in attempts and by one time budget per call that every attempt's
 timeout and every wait come out of, so a hung server fails within ``max_seconds``. Anything else surfaces at once as a :class:`ModelError` that
 names the endpoint and the cause. A LoRA adapter is selected by passing its name as the model (vLLM's convention).
+
+Adapter routes let a caller keep one adapter name (the workflow's ``"planner"``) while the server's adapter behind
+it changes: a publisher loads ``planner-v3`` into the server and routes ``"planner"`` to it
+(:meth:`OpenAIChatModel.route_adapter`); a name routed to None selects the base model.
 """
 
 from __future__ import annotations
@@ -105,8 +109,29 @@ class OpenAIChatModel:
             timeout=self.retry.request_timeout,
         )
         self._model = model
+        self._routes: dict[str, str | None] = {}
         self.calls = 0
         self.retries = 0
+
+    def route_adapter(self, name: str, served: str | None) -> None:
+        """Send calls that select adapter ``name`` to the server's model ``served`` (None: the base model).
+
+        Publishers call it after loading a new version, so requests in flight keep the old one and the next ones
+        take the new one; a name without a route is sent to the server as it is."""
+        self._routes[name] = served
+
+    @property
+    def adapter_routes(self) -> dict[str, str | None]:
+        """Adapter name -> the server's model name it selects now (None: the base model)."""
+        return dict(self._routes)
+
+    def served_model(self, adapter: str | None) -> str:
+        """The model name a call with ``adapter`` asks the server for."""
+        if adapter is None:
+            return self.model
+        if adapter in self._routes:
+            return self._routes[adapter] or self.model
+        return adapter
 
     @property
     def model(self) -> str:
@@ -126,7 +151,7 @@ class OpenAIChatModel:
     def chat(self, messages: list[Message] | str, config: GenerationConfig | None = None, **overrides: Any) -> ChatResult:
         cfg = resolve_config(config, overrides)
         msgs = as_messages(messages, self.system_prompt)
-        model = cfg.adapter or self.model
+        model = self.served_model(cfg.adapter)
         t0 = time.perf_counter()
         completions: list[Completion] = []
         prompt_tokens = 0

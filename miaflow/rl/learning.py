@@ -29,18 +29,24 @@ log = logging.getLogger(__name__)
 
 
 def heldback_evaluator(chat: Any, make_workflow: Callable[[str | None], Any], questions: Sequence[Any], *,
-                       eval_adapter: str = "planner-eval") -> Callable[[AdapterVersion], float]:
+                       eval_adapter: str = "planner-eval", publisher: AdapterPublisher | None = None
+                       ) -> Callable[[AdapterVersion], float]:
     """``evaluate(version) -> mean score`` on ``questions`` (objects with ``.question`` and ``.gold``).
 
     ``make_workflow(adapter_name)`` returns a workflow whose planner uses that adapter (None: base) and no memory.
+    ``publisher`` loads the version to evaluate (default: into ``chat`` as ``eval_adapter``; a
+    :class:`~miaflow.rl.VLLMAdapterPublisher` with its own prefix for a served model).
     """
     cache: dict[str | None, Any] = {}
 
     def evaluate(version: AdapterVersion) -> float:
         name = None
         if version.path is not None:
-            chat.load_adapter(eval_adapter, version.path)
-            name = eval_adapter
+            if publisher is not None:
+                name = publisher.publish(version)
+            else:
+                chat.load_adapter(eval_adapter, version.path)
+                name = eval_adapter
         if name not in cache:
             cache[name] = make_workflow(name)
         wf = cache[name]

@@ -487,7 +487,8 @@ def build_session(corpus: Any, state_dir: str | Path, spec: SessionSpec | None =
                   index: Any = None, heldback: Sequence[SessionQuestion] = (), config: SessionConfig | None = None,
                   use_memory: bool | None = None, research_config: ResearchConfig | None = None,
                   grpo: GRPOSettings | None = None, worker_config: WorkerConfig | None = None,
-                  consolidation: ConsolidationConfig | None = None) -> Session:
+                  consolidation: ConsolidationConfig | None = None, model_dir: str | Path | None = None,
+                  publisher: Any = None, eval_publisher: Any = None) -> Session:
     """Wire a session from ``spec``: the serving model (default: the bundled local model), the corpus index, a
     trajectory store under ``state_dir/memory`` (``spec.use_memory``), the judge, and with ``spec.session.learn``
     the GRPO worker gated on ``heldback`` questions (no gate when empty: every version is promoted).
@@ -495,6 +496,9 @@ def build_session(corpus: Any, state_dir: str | Path, spec: SessionSpec | None =
     The separate settings (``config``, ``use_memory``, ``research_config``, ``grpo``, ``worker_config``,
     ``consolidation``) are the older way to say the same; they are combined with :meth:`SessionSpec.from_parts`
     and cannot be mixed with ``spec``.
+
+    A served ``chat`` (an OpenAI-compatible server) learns with ``model_dir`` (the same base model, trained here),
+    ``publisher`` (puts promoted versions into the server) and ``eval_publisher`` (loads versions to gate).
     """
     from .research import ResearchWorkflow
 
@@ -534,9 +538,11 @@ def build_session(corpus: Any, state_dir: str | Path, spec: SessionSpec | None =
     if cfg.learn:
         from ..rl.learning import attach_learning, heldback_evaluator
 
-        evaluator = heldback_evaluator(chat, without_memory, list(heldback)) if heldback else None
+        evaluator = heldback_evaluator(chat, without_memory, list(heldback), publisher=eval_publisher
+                                       ) if heldback else None
         worker = attach_learning(chat, state, buffer, settings=spec.grpo, worker_config=spec.worker,
-                                 evaluator=evaluator, adapter_name=spec.planner_adapter or PLANNER_ADAPTER)
+                                 evaluator=evaluator, adapter_name=spec.planner_adapter or PLANNER_ADAPTER,
+                                 model_dir=model_dir, publisher=publisher)
         registry = worker.roles[0].registry
         version = lambda: registry.promoted.name  # noqa: E731
     consolidator = None
