@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 
 from .._text import STOPWORDS, normalize_answer, tokenize
+from .choices import is_yes_no_question
 
 __all__ = ["check_answer", "supported", "restates_question", "is_yes_no_question", "extractive_span",
            "REJECT_REASONS"]
@@ -30,22 +31,8 @@ __all__ = ["check_answer", "supported", "restates_question", "is_yes_no_question
 REJECT_REASONS = ("empty", "restates_question", "known_wrong", "unsupported")
 """Why an answer was not accepted, as :func:`check_answer` names it."""
 
-_YES_NO_LEAD = {"is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
-                "would", "should", "shall", "may", "might"}
 _JOINERS = {"of", "the", "de", "von", "van", "and", "for"}
 _WORD = re.compile(r"[\w'\u2019-]+|[^\w\s]")
-
-
-def is_yes_no_question(question: str) -> bool:
-    """True for questions that start with an auxiliary verb ("Were X and Y both ...?").
-
-    >>> is_yes_no_question("Were Scott Derrickson and Ed Wood of the same nationality?")
-    True
-    >>> is_yes_no_question("Which city hosted it?")
-    False
-    """
-    words = normalize_answer(question).split()
-    return bool(words) and words[0] in _YES_NO_LEAD
 
 
 def _is_yes_no(answer: str) -> bool:

@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .._text import tokenize
+from .._text import normalize_answer, tokenize
 from ..errors import ToolError
 from ..llm.base import GenerationConfig
 from . import prompts
 from .answer_check import check_answer, extractive_span, supported
+from .choices import choice_hint, compare_by_year, is_yes_no_question, match_option, question_options
 from .experience import Experience, ExperienceConfig, render_experience
 from .records import Execution, ToolCall, Usage, call_model
 
@@ -69,6 +70,9 @@ class ExecutorConfig:
     min_support: float = field(default=0.5, metadata={
         "help": "Share of an answer's content words that must be in the passage it cites."})
     fallback_span_words: int = field(default=6, metadata={"help": "Longest extractive fallback answer, in words."})
+    map_choices: bool = field(default=True, metadata={
+        "help": "With check_answers: map the answer of an 'A or B?' or yes / no question onto its candidates "
+                "(years compared for earlier / later questions; asked once more with the candidates when needed)."})
     experience: ExperienceConfig = field(default_factory=ExperienceConfig, metadata={
         "help": "What the executor does with recalled cases (queries, documents, same-task reuse)."})
 
@@ -391,6 +395,10 @@ class Executor:
         if not cfg.check_answers:
             return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model)
         shown = [(d, t, " ".join(x.split())[: cfg.passage_chars]) for d, t, x in evidence]
+        if cfg.map_choices:
+            chosen = self._choose(question, answer, cited, by_model, raw, shown, msgs, gen, usage)
+            if chosen is not None:
+                return chosen
 
         def check(a: str, c: list[str]) -> str:
             return check_answer(a, question, shown, cited=c, known_wrong=known_wrong, min_support=cfg.min_support)
@@ -415,6 +423,32 @@ class Executor:
             return _Answer(answer=span, cited=[did], raw=raw, by_model=False, source="extractive", check=reason,
                            fallbacks=1)
         return _Answer(answer=answer, cited=cited, raw=raw, by_model=by_model, check=reason, fallbacks=1)
+
+    def _choose(self, question: str, answer: str, cited: list[str], by_model: bool, raw: str,
+                shown: Sequence[tuple[str, str, str]], msgs: list[dict[str, str]], gen: GenerationConfig,
+                usage: Usage | None) -> _Answer | None:
+        """The answer of a question that names its candidates (see :mod:`miaflow.agents.choices`); None for
+        other questions."""
+        opts = question_options(question)
+        if not opts and not is_yes_no_question(question):
+            return None
+        cands: tuple[str, ...] = opts or ("yes", "no")
+        pick, source = match_option(answer, cands), "model"
+        compared = compare_by_year(question, opts, shown) if opts else None
+        if compared is not None and compared != pick:
+            pick, source = compared, "compared"
+        if pick is None:
+            hinted = [*msgs[:-1], {"role": "user", "content": f"{msgs[-1]['content']}\n{choice_hint(cands)}"}]
+            again = call_model(self.model, hinted, gen, usage).text
+            pick, source = match_option(self._parse(again, question, shown)[0], cands), "choice"
+        if pick is None:
+            pick, source = cands[0], "default"
+        if opts:  # cite the passage about the chosen option when one was shown
+            about = [d for d, t, _ in shown if match_option(t, opts) == pick]
+            cited = about[:1] or cited
+        changed = source != "model" or normalize_answer(pick) != normalize_answer(answer)
+        return _Answer(answer=pick, cited=cited or [shown[0][0]], raw=raw, by_model=by_model and not changed,
+                       source=source, check="choice" if changed else "", fallbacks=int(changed))
 
     def _query(self, question: str, step: str, usage: Usage | None, adapter: str | None) -> str:
         if not self.config.write_queries:
