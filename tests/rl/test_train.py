@@ -117,6 +117,17 @@ def test_recipe_round_trip_and_resume_checks(tmp_path):
 def test_missing_data_file_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidInputError, match="not found"):
         D.read_jsonl(tmp_path / "missing.jsonl")
+    from miaflow.rl.train.sft import init_adapter
+
+    r = replace(recipe_preset("reader", DataFiles(hotpot=("a.jsonl",))), init_from=str(tmp_path))
+    with pytest.raises(InvalidInputError, match="no executor adapter"):
+        init_adapter(r, "executor")
+    (tmp_path / "executor" / "versions" / "v2").mkdir(parents=True)
+    (tmp_path / "executor" / "versions" / "v2" / "adapter_config.json").write_text("{}")
+    (tmp_path / "executor" / "versions" / "v10").mkdir(parents=True)
+    (tmp_path / "executor" / "versions" / "v10" / "adapter_config.json").write_text("{}")
+    assert init_adapter(r, "executor").name == "v10", "a run folder: its newest version"
+    assert init_adapter(replace(r, init_from=""), "executor") is None
 
 
 @pytest.mark.slow
@@ -152,6 +163,22 @@ def test_tiny_recipe_trains_both_roles_for_real(tmp_path, monkeypatch):
     target = install_run(run.root, command="miaflow train --recipe tiny", target=tmp_path / "adapters")
     assert set(bundled_adapters(target)) == {"planner", "executor"}
     assert "miaflow train --recipe tiny" in (target / "MODEL_CARD.md").read_text()
+
+    # A second pass of the executor alone continues the first run's adapter; installing it keeps the planner.
+    cont = replace(recipe, name="tiny-reader", roles=("executor",), init_from=str(run.root), seed=1,
+                   executor_sft=replace(recipe.executor_sft, max_steps=1), grpo=replace(recipe.grpo, rounds=0))
+    run2 = train(cont, tmp_path / "run2", model_dir=model_dir, device="cpu")
+    before = load_file(str(run.registry("executor").current.path / "adapter_model.safetensors"))
+    after = load_file(str(run2.registry("executor").current.path / "adapter_model.safetensors"))
+    assert set(before) == set(after), "the same LoRA, continued"
+    moved = max(float((after[k] - before[k]).abs().max()) for k in before)
+    assert 0 < moved < 0.05, "one more step moves the continued weights a little, not from a fresh start"
+    planner_bytes = (target / "planner" / "adapter_model.safetensors").read_bytes()
+    install_run(run2.root, command="miaflow train --recipe tiny-reader --init-from run", target=target)
+    assert (target / "planner" / "adapter_model.safetensors").read_bytes() == planner_bytes
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert [s["stage"] for s in manifest["roles"]["executor"]["stages"]] == ["sft-executor", "grpo", "sft-executor"]
+    assert len(manifest["commands"]) == 2
 
     import torch
 

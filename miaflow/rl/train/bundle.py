@@ -46,7 +46,7 @@ def _card(manifest: dict[str, Any]) -> str:
              "LoRA adapters of the planner and executor roles, trained by miaflow's offline stage (SFT warm start, "
              "then alternating GRPO through TRL). Loaded by default with the bundled model; "
              "`--base-model-only` (or `MIAFLOW_BASE_MODEL_ONLY=1`) turns them off.", "",
-             f"- command: `{manifest['command']}`", f"- commit: {manifest['commit']}",
+             *[f"- command: `{c}`" for c in manifest.get("commands", [manifest['command']])], f"- commit: {manifest['commit']}",
              f"- recipe: {manifest['recipe']}", f"- installed: {manifest['installed']}", "", "## Data", ""]
     for path, digest in manifest["data"].get("files", {}).items():
         lines.append(f"- `{Path(path).name}` sha256 {digest[:16]}...")
@@ -73,11 +73,17 @@ def install_run(run_root: str | Path, *, command: str, target: Path | None = Non
     target = target or bundled_adapters_dir()
     recipe = json.loads((run_root / "recipe.json").read_text())
     data = json.loads((run_root / "data.json").read_text()) if (run_root / "data.json").exists() else {}
+    old = json.loads((target / "manifest.json").read_text()) if (target / "manifest.json").exists() else {}
+    continued = bool(recipe.get("init_from"))
     roles: dict[str, Any] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".adapters.", dir=target.parent if target.parent.exists() else None))
     try:
         for role in ROLES:
-            if not (run_root / role).exists():
+            if not (run_root / role).exists() or role not in recipe.get("roles", ROLES):
+                # A run that trained only some roles keeps the installed adapters of the others as they are.
+                if (target / role / "adapter_config.json").exists() and role in old.get("roles", {}):
+                    shutil.copytree(target / role, tmp / role)
+                    roles[role] = old["roles"][role]
                 continue
             reg = AdapterRegistry(run_root / role)
             v = reg.current
@@ -89,12 +95,17 @@ def install_run(run_root: str | Path, *, command: str, target: Path | None = Non
             stages = [{k: x.metrics.get(k) for k in ("stage", "steps", "seconds", "tokens_per_second", "loss",
                                                      "mean_reward", "zero_variance_groups")}
                       for x in reg.versions() if x.path is not None]
+            if continued and role in old.get("roles", {}):
+                stages = old["roles"][role]["stages"] + [{**st, "recipe": recipe.get("name")} for st in stages]
             roles[role] = {"version": v.name, "stages": stages}
         if not roles:
             raise InvalidInputError(f"{run_root} has no trained adapter version to install")
-        manifest = {"command": command, "commit": _commit(), "recipe": recipe.get("name"),
-                    "installed": time.strftime("%Y-%m-%d"), "data": data, "roles": roles,
-                    "evaluation": evaluation or {}}
+        commands = [*old.get("commands", [old["command"]] if "command" in old else []), command] if continued \
+            else [command]
+        files = {**(old.get("data", {}).get("files", {}) if continued else {}), **data.get("files", {})}
+        manifest = {"command": " && ".join(commands), "commands": commands, "commit": _commit(),
+                    "recipe": recipe.get("name"), "installed": time.strftime("%Y-%m-%d"),
+                    "data": {**data, "files": files}, "roles": roles, "evaluation": evaluation or {}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         (tmp / "MODEL_CARD.md").write_text(_card(manifest))
         for p in (tmp, *tmp.rglob("*")):  # package data: readable by everyone

@@ -5,6 +5,8 @@ check that it continues the same run. Named presets size the offline stage for w
 
 - ``bundled``: the recipe behind the adapters shipped for SmolLM2-135M-Instruct, sized for a 2-core CPU (about an
   hour of SFT; prompts of 2-4 passages of at most 600 characters).
+- ``reader``: a second, longer SFT pass of the executor alone, continuing from ``init_from`` (the ``bundled``
+  run's adapters) on fresh examples (another seed); the planner is left as it is.
 - ``tiny``: a handful of examples and steps, for tests and smoke checks (minutes on a CPU).
 """
 
@@ -90,6 +92,9 @@ class TrainRecipe:
         metadata={"help": "Modules that get LoRA weights."})
     passage_chars: int = field(default=600, metadata={"help": "Characters per passage (the executor's setting)."})
     seed: int = field(default=0, metadata={"help": "Seed of example sampling and training."})
+    init_from: str = field(default="", metadata={
+        "help": "Folder with one adapter per role (a run folder, or the shipped adapters) that the SFT stages "
+                "continue from instead of a fresh LoRA; empty starts fresh."})
 
     def __post_init__(self) -> None:
         bad = set(self.roles) - {"planner", "executor"}
@@ -147,7 +152,15 @@ def _bundled(data: DataFiles) -> TrainRecipe:
                        grpo=GRPOStage(rounds=1, steps_per_round=2, questions=16))
 
 
-PRESETS = {"bundled": _bundled, "tiny": _tiny}
+def _reader(data: DataFiles) -> TrainRecipe:
+    # The executor is the role the bundled model is weakest at; this pass gives it 3x the first pass's examples.
+    return TrainRecipe(name="reader", roles=("executor",), data=data, seed=1,
+                       executor_sft=SFTStage(max_steps=120, batch_size=4, examples=480, learning_rate=3e-4,
+                                             save_steps=8),
+                       grpo=GRPOStage(rounds=0))
+
+
+PRESETS = {"bundled": _bundled, "reader": _reader, "tiny": _tiny}
 
 
 def recipe_preset(name: str, data: DataFiles) -> TrainRecipe:

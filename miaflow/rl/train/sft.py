@@ -87,9 +87,26 @@ def lora_config(recipe: TrainRecipe) -> Any:
                       target_modules=list(recipe.target_modules), task_type="CAUSAL_LM")
 
 
+def init_adapter(recipe: TrainRecipe, role: str) -> Path | None:
+    """The adapter ``role``'s SFT continues from (``recipe.init_from``), or None for a fresh LoRA."""
+    if not recipe.init_from:
+        return None
+    root = Path(recipe.init_from)
+    for cand in (root / role, *sorted((root / role / "versions").glob("v*"), key=lambda p: int(p.name[1:] or 0),
+                                      reverse=True)):
+        if (cand / "adapter_config.json").exists():
+            return cand
+    from ...errors import InvalidInputError
+
+    raise InvalidInputError(f"init_from {root} holds no {role} adapter (expected {root / role}/adapter_config.json "
+                            f"or a run folder's {role}/versions/vN)")
+
+
 def run_sft(role: str, examples: list[SFTExample], stage: SFTStage, recipe: TrainRecipe, *, model_dir: Path,
             work_dir: Path, device: str = "auto", resume: bool = False) -> SFTResult:
-    """Train ``role``'s adapter on ``examples`` for ``stage.max_steps`` steps; checkpoints go to ``work_dir``."""
+    """Train ``role``'s adapter on ``examples`` for ``stage.max_steps`` steps; checkpoints go to ``work_dir``.
+
+    With ``recipe.init_from`` the role's existing adapter is loaded trainable and training continues it."""
     offline_env()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     require("trl")
@@ -100,7 +117,10 @@ def run_sft(role: str, examples: list[SFTExample], stage: SFTStage, recipe: Trai
 
     dev = resolve_device(device)
     cpu = dev == "cpu"
-    model, tok = load_base(model_dir, dev)
+    start = init_adapter(recipe, role)
+    model, tok = load_base(model_dir, dev, adapter=start, trainable=True)
+    if start is not None:
+        log.info("%s SFT continues from %s", role, start)
     import torch
 
     bf16 = (not cpu) and torch.cuda.is_bf16_supported()
@@ -129,7 +149,7 @@ def run_sft(role: str, examples: list[SFTExample], stage: SFTStage, recipe: Trai
     )
     dataset = Dataset.from_list([e.as_row() for e in examples]).select_columns(["prompt", "completion"])
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=lora_config(recipe))
+                         peft_config=None if start is not None else lora_config(recipe))
     ckpt = latest_checkpoint(work_dir) if resume else None
     if ckpt is not None:
         log.info("%s SFT resumes from %s", role, ckpt)
