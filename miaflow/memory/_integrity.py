@@ -51,30 +51,54 @@ def repair_hint(folder: Path) -> str:
 
 
 class Manifest:
-    """Per-namespace record counts and a write sequence, kept beside the store (one writer: the lock holder)."""
+    """Per-namespace record counts and a write sequence, kept beside a store (one writer: the lock holder).
+
+    The trajectory store keeps one in its folder (``miaflow-manifest.json``); the experience buffer and the adapter
+    registry keep their own (``file`` and ``kind`` tell them apart, ``hint`` is the repair advice a damaged one
+    names). An entry may carry fields of its store beside ``count`` (``commit(..., **extra)``), and ``update``
+    sets fields of the whole manifest.
+    """
 
     @classmethod
-    def shared(cls, folder: Path, *, reload: bool) -> Manifest:
-        """The one manifest object of a folder in this process (stores on one folder share it); ``reload`` reads
+    def shared(cls, folder: Path, *, reload: bool, file: str = MANIFEST_FILE, kind: str = _FORMAT,
+               hint: str | None = None) -> Manifest:
+        """The one manifest object of a file in this process (stores on one folder share it); ``reload`` reads
         the file again (the lock was just taken, so another process may have written since)."""
-        key = str(folder.resolve())
+        key = str((folder / file).resolve())
         with _shared_guard:
-            if reload or key not in _shared:
-                _shared[key] = cls(folder)
+            if reload or key not in _shared or _shared[key].changed():
+                _shared[key] = cls(folder, file=file, kind=kind, hint=hint)
             return _shared[key]
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, file: str = MANIFEST_FILE, kind: str = _FORMAT, hint: str | None = None,
+                 read: bool = True):
         self._guard = threading.RLock()
-        self.path = folder / MANIFEST_FILE
-        self.data: dict[str, Any] = {"format": _FORMAT, "seq": 0, "namespaces": {}}
-        if self.path.exists():
+        self.path = folder / file
+        self.kind = kind
+        self.data: dict[str, Any] = {"format": kind, "seq": 0, "namespaces": {}}
+        self.found = read and self.path.exists()
+        """Whether the file existed when read (a store written before manifests existed has none); ``read=False``
+        starts a blank one whatever is there (repair, after a damaged file was reported)."""
+        if self.found:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                if data.get("format") != _FORMAT or not isinstance(data.get("namespaces"), dict):
-                    raise ValueError("not a store manifest")
+                if data.get("format") != kind or not isinstance(data.get("namespaces"), dict):
+                    raise ValueError(f"not a {kind.replace('miaflow-', '').replace('-', ' ')}")
             except (OSError, ValueError, AttributeError) as e:
-                raise MemoryStoreError(f"{self.path} is damaged ({e}); {repair_hint(folder)}") from None
+                raise MemoryStoreError(f"{self.path} is damaged ({e}); {hint or repair_hint(folder)}") from None
             self.data = data
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def changed(self) -> bool:
+        """Whether the file was written (or removed) since this object last read or wrote it."""
+        return self._stat() != self._stamp
 
     @property
     def namespaces(self) -> dict[str, dict[str, Any]]:
@@ -83,6 +107,8 @@ class Manifest:
     def _write(self) -> None:
         self.data["seq"] = int(self.data.get("seq", 0)) + 1
         atomic_write_json(self.path, self.data)
+        self.found = True
+        self._stamp = self._stat()
 
     def begin(self, ns: str, low: int, high: int) -> None:
         """Before a write: the counts it may leave, whatever point a crash stops it at."""
@@ -92,12 +118,19 @@ class Manifest:
             self.namespaces[ns] = entry
             self._write()
 
-    def commit(self, ns: str, count: int, segment: str | None = None) -> None:
+    def commit(self, ns: str, count: int, segment: str | None = None, **extra: Any) -> None:
         with self._guard:
-            entry: dict[str, Any] = {"count": int(count), "seq": int(self.data.get("seq", 0)) + 1}
+            entry: dict[str, Any] = {"count": int(count), "seq": int(self.data.get("seq", 0)) + 1, **extra}
             if segment:
                 entry["segment"] = segment
             self.namespaces[ns] = entry
+            self._write()
+
+    def update(self, entries: dict[str, dict[str, Any]] | None = None, **fields: Any) -> None:
+        """Replace some entries and set top-level fields, in one write."""
+        with self._guard:
+            self.namespaces.update(entries or {})
+            self.data.update(fields)
             self._write()
 
     def drop(self, ns: str) -> None:
@@ -114,12 +147,16 @@ class Report:
     """What verify or repair found: problems per file, records rebuilt, and what could not be recovered."""
 
     folder: str
+    kind: str = "trajectory store"
+    """What was checked: 'trajectory store', 'experience buffer', 'adapter registry' or 'Bi-Mem memory'."""
     problems: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
     """Namespaces whose vector index needs rebuilding."""
     rebuilt: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     """Records the manifest counted that no durable copy holds any more, per namespace."""
+    notes: list[str] = field(default_factory=list)
+    """What repair did, in words (a store other than the trajectory store says here what it rebuilt)."""
 
     @property
     def ok(self) -> bool:
@@ -244,7 +281,7 @@ def check_store(store: TrajectoryStore, manifest: Manifest, *, fix_pending: bool
 
 def raise_if_damaged(rep: Report) -> None:
     if rep.problems:
-        raise MemoryStoreError(f"the trajectory store at {rep.folder} is damaged: {rep.problems[0]}"
+        raise MemoryStoreError(f"the {rep.kind} at {rep.folder} is damaged: {rep.problems[0]}"
                                f"{f' (and {len(rep.problems) - 1} more problem(s))' if len(rep.problems) > 1 else ''}"
                                f"; {repair_hint(Path(rep.folder))}")
 
