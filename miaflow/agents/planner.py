@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..llm.base import GenerationConfig, Message
+from ..llm.structured import extract_json, parse_numbered_list
 from . import prompts
 from .records import Plan, Usage, call_model
 
@@ -55,15 +56,8 @@ _THINK = re.compile(r"<think>(.*?)</think>|^[ \t]*thinking[ \t]*:[ \t]*([^\n]*)$
 
 
 def _split_steps(text: str) -> list[str]:
-    try:
-        from ..llm.structured import extract_json, parse_numbered_list
-    except ImportError:  # the structured helpers are optional for this parser
-        extract_json, parse_numbered_list = None, None
-    if parse_numbered_list is not None:
-        items = parse_numbered_list(text)
-    else:
-        items = [m.group(1) for m in re.finditer(r"^\s*(?:\d{1,2}[.)]|[-*])\s+(.+)$", text, re.MULTILINE)]
-    if not items and extract_json is not None:
+    items = parse_numbered_list(text)
+    if not items:
         data = extract_json(text)
         if isinstance(data, dict):
             data = data.get("steps") or data.get("plan")

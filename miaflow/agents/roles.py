@@ -39,6 +39,7 @@ class FunctionPlanner:
 
     def plan(self, question: str, memories: dict[str, Any] | None = None, *, n: int = 1, **_: Any) -> list[Plan]:
         out = self.fn(question, memories or {})
+        plan: Plan
         if isinstance(out, Plan):
             plan = out
         elif isinstance(out, str):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ def question_lines(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _hotpot_paragraphs(rec: dict[str, Any], where: str) -> list[tuple[str, str]]:
     ctx = rec.get("context")
+    pairs: Iterable[tuple[Any, Any]]
     if isinstance(ctx, dict):
         pairs = zip(ctx.get("title", []), ctx.get("sentences", []), strict=False)
     elif isinstance(ctx, list):
