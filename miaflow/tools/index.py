@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._bm25 import BM25
 from .._text import tokenize
 from ..errors import MemoryStoreError, ToolError
 from ._manifest import Manifest, doc_hash
 from ._passages import split_passages
-from .bm25 import BM25
 from .loaders import CorpusLoad, read_corpus
 from .records import Document, SearchHit
 
@@ -301,7 +301,7 @@ class CorpusIndex:
             Manifest(settings=settings, documents=new_manifest, complete=True, corpus=str(load.root),
                      format=load.format).write(mpath)
 
-        bm25 = BM25([tokenize(f"{docs[d].title} {text}") for d, text in passages])
+        bm25 = BM25.from_tokens(tokenize(f"{docs[d].title} {text}") for d, text in passages)
         by_lower: dict[str, str] = {}
         ambiguous: set[str] = set()
         for doc_id, doc in docs.items():

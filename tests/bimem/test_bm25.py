@@ -1,6 +1,6 @@
 """The BM25 index's terms: stemmed so that plurals and verb forms of a word match each other."""
 
-from miaflow.memory.bimem._bm25 import BM25Index, stem
+from miaflow.memory.bimem._bm25 import new_index, stem
 
 
 def test_stem_joins_word_forms():
@@ -12,7 +12,7 @@ def test_stem_joins_word_forms():
 
 
 def test_plural_query_matches_singular_document():
-    bm = BM25Index()
+    bm = new_index()
     bm.add("a", "Caroline went hiking with her kids")
     bm.add("b", "Melanie bought new shoes")
     bm.add("c", "They talked about the weather")

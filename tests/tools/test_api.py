@@ -21,7 +21,7 @@ def test_doctests():
     import doctest
     import importlib
 
-    for name in ("_passages", "_paths", "bm25", "loaders", "index"):
+    for name in ("_passages", "_paths", "loaders", "index"):
         module = importlib.import_module(f"miaflow.tools.{name}")
         result = doctest.testmod(module, optionflags=doctest.IGNORE_EXCEPTION_DETAIL)
         assert result.failed == 0, name

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._bm25 import BM25Index
+from ..._bm25 import BM25
+from ._bm25 import new_index
 from .records import Fact, Scene, Turn
 from .vocabulary import Vocabulary
 
@@ -38,8 +39,8 @@ class ConversationState:
     """Saved segment files (each holds the turns, facts and new edges of one addition)."""
     upper_in_chroma: set[str] = field(default_factory=set)
     """Scene and persona ids whose vectors are stored in Chroma (LLM mode embeds them)."""
-    fact_bm25: BM25Index = field(default_factory=BM25Index)
-    scene_bm25: BM25Index = field(default_factory=BM25Index)
+    fact_bm25: BM25 = field(default_factory=new_index)
+    scene_bm25: BM25 = field(default_factory=new_index)
     vocab: Vocabulary = field(default_factory=Vocabulary)
     """Word vectors of the facts' words (query expansion)."""
     _cache: dict[str, Any] = field(default_factory=dict)
