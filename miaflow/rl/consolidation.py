@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,15 @@ class Consolidator:
     """Turns a store's high-utility memories into training groups; compacts absorbed ones.
 
     ``replay_workflow`` must run *without* memory (a ResearchWorkflow built with ``store=None``).
-    ``state_path`` (JSON) keeps the absorption counts across restarts.
+    ``state_path`` (JSON) keeps the absorption counts across restarts. ``adapter_version()`` names the planner
+    version serving, recorded with each replayed group like a session's (the trainer drops stale ones).
     """
 
     def __init__(self, store: Any, replay_workflow: Any, state_path: str | Path, *,
-                 config: ConsolidationConfig | None = None):
+                 config: ConsolidationConfig | None = None,
+                 adapter_version: Callable[[], str | None] | None = None):
         self.store = store
+        self.adapter_version = adapter_version or (lambda: None)
         self.workflow = replay_workflow
         self.state_path = Path(state_path)
         self.config = config or ConsolidationConfig()
@@ -105,7 +109,7 @@ class Consolidator:
             task = f"replay-{tag}-{rec.id}"
             try:
                 roll = run_group(self.workflow, rec.question, cfg.group_size or 4, gold=rec.answer,
-                                 judge_mode="gold", task_id=task)
+                                 judge_mode="gold", task_id=task, adapter_version=self.adapter_version())
             except InvalidInputError:  # the workflow returned no results
                 continue
             replayed.append(rec.id)

@@ -15,7 +15,11 @@ Simplifications, said plainly:
   writes them beside the adapter (``optimizer.pt``) and a learner resumed from that version restores them, so a
   restarted session continues with the same optimizer state. The learning-rate schedule is constant.
 - The first trainer wraps the base model with a LoRA ``peft_config``; resuming from a saved version loads it as a
-  trainable ``PeftModel`` instead (TRL refuses a ``PeftModel`` together with a ``peft_config``).
+  trainable ``PeftModel`` instead (TRL refuses a ``PeftModel`` together with a ``peft_config``). With a
+  ``base_adapter`` (the shipped trained adapter of the bundled model) the learner starts from that adapter, and
+  rolling back to ``v0`` means back to it, not to a fresh LoRA.
+- A sample the judge could not score (column ``unjudged``) gets reward 0 inside TRL too, so an unparseable verdict
+  never earns the format or replan part of a reward.
 """
 
 from __future__ import annotations
@@ -111,6 +115,20 @@ class StepResult:
         return (self.prompt_tokens + self.completion_tokens) / self.seconds if self.seconds > 0 else 0.0
 
 
+def unjudged_masked(fn: Any) -> Any:
+    """``fn`` (a reward function) with the reward of every ``unjudged`` sample set to 0."""
+
+    def reward(completions: list[Any], **kwargs: Any) -> list[float]:
+        mask = kwargs.pop("unjudged", None)
+        out = list(fn(completions, **kwargs))
+        if mask is not None:
+            out = [0.0 if m else r for m, r in zip(mask, out, strict=True)]
+        return out
+
+    reward.__name__ = getattr(fn, "__name__", "reward")
+    return reward
+
+
 def _prompt_key(messages: Any) -> str:
     return json.dumps(messages, sort_keys=True, default=str)
 
@@ -119,16 +137,18 @@ class GRPOLearner:
     """Holds a trainable copy of the base model with one LoRA adapter and runs GRPO steps on groups.
 
     ``model_dir`` is the converted safetensors folder (never a GGUF file). ``adapter_path`` resumes from a saved
-    adapter version. The model loads lazily on the first step.
+    adapter version. ``base_adapter`` is what version ``v0`` stands for (a trained adapter to start from; None: a
+    fresh LoRA, equal to the base model). The model loads lazily on the first step.
     """
 
     def __init__(self, model_dir: str | Path, settings: GRPOSettings | None = None, *,
-                 adapter_path: str | Path | None = None):
+                 adapter_path: str | Path | None = None, base_adapter: str | Path | None = None):
         self.model_dir = Path(model_dir)
         if (self.model_dir / "config.json").exists() is False:
             raise InvalidInputError(f"{self.model_dir} is not a transformers model folder (no config.json)")
         self.settings = settings or GRPOSettings()
-        self.adapter_path = Path(adapter_path) if adapter_path else None
+        self.base_adapter = Path(base_adapter) if base_adapter else None
+        self.adapter_path = Path(adapter_path) if adapter_path else self.base_adapter
         self.trainer: Any = None
         self.tokenizer: Any = None
         self._lock = threading.Lock()
@@ -189,7 +209,7 @@ class GRPOLearner:
             max_completion_length=s.max_completion_length,
             seed=s.seed,
         )
-        reward = planner_reward if s.role == "planner" else executor_reward
+        reward = unjudged_masked(planner_reward if s.role == "planner" else executor_reward)
         self.trainer = GRPOTrainer(
             model=model,
             reward_funcs=reward,
@@ -233,6 +253,7 @@ class GRPOLearner:
         extra: dict[str, list] = defaultdict(list)
         eos = self.tokenizer.eos_token_id
         block: list[tuple[ExperienceGroup, int]] = []
+        names = sorted({k for q in self._queue.values() for g in q for k in g.columns})
         for i, prompt in enumerate(prompts):
             if i % s.num_generations == 0:
                 # TRL repeats each dataset row num_generations times in a row: one row = one group.
@@ -246,8 +267,9 @@ class GRPOLearner:
             comp = list(comp)[: s.max_completion_length - 1] + [eos]
             prompt_ids.append(ids)
             completion_ids.append(comp)
-            for name, col in group.columns.items():
-                extra[name].append(col[j])
+            for name in names:  # a column some group lacks (written before it existed) is None there
+                col = group.columns.get(name)
+                extra[name].append(None if col is None else col[j])
         self._last_tokens = (sum(map(len, prompt_ids)), sum(map(len, completion_ids)))
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None, **extra}
 
@@ -308,9 +330,10 @@ class GRPOLearner:
         return path
 
     def load(self, path: str | Path | None) -> None:
-        """Reset the trained adapter's weights to a saved version, or to the untrained start for None (rollback)."""
+        """Reset the trained adapter's weights to a saved version, or to the start (``base_adapter`` or a fresh LoRA)
+        for None (rollback)."""
         if self.trainer is None:
-            self.adapter_path = Path(path) if path else None
+            self.adapter_path = Path(path) if path else self.base_adapter
             return
         if path is None:
             with self._lock:

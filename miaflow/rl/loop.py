@@ -6,6 +6,18 @@ training all call :func:`run_group`, which returns a typed :class:`GroupRollout`
 ones TRL optimises (:func:`~miaflow.rl.rewards.planner_reward` on the same columns), so what is logged is what is
 trained on.
 
+Two kinds of group (``role``): a planner group samples n plans and runs the executor on each (what differs is
+the plan); an executor group (:mod:`miaflow.rl.executor_group`) runs one plan's searches once and samples n answers
+to the same evidence in one batched call (what differs is the answer). Each trains its own role's adapter.
+
+Unjudged runs: a run the judge could not score (judgement ``unknown``, e.g. an unparseable evaluator reply under the
+'llm' judge) keeps that label when stored (no positive or negative memory, no Q-value update) and earns no reward
+for either role: its score and both rewards are 0, never a pass and never a format bonus.
+
+On-policy bookkeeping: every rollout records the adapter version of its trained role that sampled it
+(``adapter_version``); the buffered group carries it in ``metadata["adapter_version"]`` and the trainer drops
+groups sampled too many versions ago (:class:`~miaflow.rl.worker.WorkerConfig` ``max_staleness``).
+
 Judging: with ``judge_mode="gold"`` the workflow judges each plan against the gold answer; ``"llm"`` uses the
 workflow's judgement without gold; ``"vote"`` scores each plan by agreement with the group's majority answer. The
 research workflow's group graph already votes when it has no gold answer, and that vote is reused as is, so the
@@ -32,10 +44,14 @@ __all__ = [
     "rollout_from_results",
     "run_group",
     "plan_task_id",
+    "ROLES",
     "buffer_rollout",
     "remember_rollout",
     "forget_runs",
 ]
+
+ROLES = ("planner", "executor")
+"""The roles a group can train: 'planner' (n plans) or 'executor' (one plan, n sampled answers)."""
 
 JUDGE_MODES = ("gold", "llm", "vote")
 """'gold' (EM/F1 against the gold answer), 'llm' (the workflow's judge without gold) or 'vote' (majority)."""
@@ -60,7 +76,12 @@ def plan_task_id(task_id: str, k: int) -> str:
 
 @dataclass(kw_only=True, frozen=True, slots=True)
 class GroupRollout:
-    """A judged and rewarded group of plans for one question (all lists are aligned, one item per plan)."""
+    """A judged and rewarded group for one question (all lists are aligned, one item per sample).
+
+    For a planner group the samples are plans; for an executor group they are answers to one plan's evidence, and
+    ``prompt`` / ``completions`` are the executor's answer prompt and its sampled replies (the GRPO prompt and
+    completions of that role).
+    """
 
     task_id: str
     question: str
@@ -68,11 +89,11 @@ class GroupRollout:
     """Gold answer when known (kept for reports even when the judge does not use it)."""
     judge_mode: str
     prompt: list[dict[str, str]]
-    """Chat messages the planner was given (the GRPO prompt)."""
+    """Chat messages the trained role was given (the GRPO prompt)."""
     plans: list[str]
-    """Parsed numbered plans."""
+    """Parsed numbered plans (one plan repeated in an executor group)."""
     completions: list[str]
-    """What the planner model generated for each plan (the GRPO completions)."""
+    """What the trained role's model generated for each sample (the GRPO completions)."""
     answers: list[str]
     """Final answer of each plan (after any replan)."""
     first_answers: list[str]
@@ -80,19 +101,25 @@ class GroupRollout:
     """Judged accuracy of each final answer, in [0, 1]."""
     first_scores: list[float]
     judgements: list[str]
-    """'correct', 'incorrect' or 'unknown' per plan, as stored with the memory."""
+    """'correct', 'incorrect' or 'unknown' (unjudged) per sample, as stored with the memory."""
     replanned: list[bool]
     format_ok: list[bool]
     planner_rewards: list[float]
     executor_rewards: list[float]
     adapter_version: str | None
-    """Planner adapter version serving when the group was sampled."""
+    """Version of the trained role's adapter serving when the group was sampled (None: not versioned)."""
     seconds: float
     """Wall time of the whole group."""
     used_memory_ids: list[str] = field(default_factory=list)
     """Memories recalled for the planner (shared by the group)."""
+    role: str = "planner"
+    """Which role's samples differ within the group, and so which role it trains ('planner' or 'executor')."""
+    tool_calls: list[int] = field(default_factory=list)
+    """Tool calls of each sample's run (an executor reward input)."""
+    citations: list[int] = field(default_factory=list)
+    """Documents each sample's answer cites (an executor reward input)."""
     results: tuple[Any, ...] = field(default=(), repr=False, compare=False)
-    """The workflow's per-plan results (for memory write-back)."""
+    """The workflow's per-sample results (for memory write-back)."""
 
     @property
     def n(self) -> int:
@@ -104,17 +131,53 @@ class GroupRollout:
         return sum(self.scores) / len(self.scores) if self.scores else 0.0
 
     @property
+    def unjudged(self) -> list[bool]:
+        """Samples the judge could not score (they earn no reward; the trainer's reward sees this column too)."""
+        return [j == "unknown" and self.judge_mode != "vote" for j in self.judgements]
+
+    @property
+    def rewards(self) -> list[float]:
+        """The trained role's rewards (planner rewards for a planner group, executor rewards for an executor one)."""
+        return list(self.planner_rewards if self.role == "planner" else self.executor_rewards)
+
+    @property
     def has_signal(self) -> bool:
-        """Whether the planner rewards differ (a zero-variance group carries no GRPO signal)."""
-        return has_signal(self.planner_rewards)
+        """Whether the trained role's rewards differ (a zero-variance group carries no GRPO signal)."""
+        return has_signal(self.rewards)
+
+    def training_group(self, group_id: str | None = None, metadata: dict[str, Any] | None = None
+                       ) -> ExperienceGroup:
+        """The group as its role's GRPO trainer takes it."""
+        if self.role == "executor":
+            return self.executor_group(group_id, metadata)
+        return self.planner_group(group_id, metadata)
+
+    def executor_group(self, group_id: str | None = None, metadata: dict[str, Any] | None = None
+                       ) -> ExperienceGroup:
+        """An executor group as the executor's GRPO trainer takes it (the reward inputs of
+        :func:`~miaflow.rl.rewards.executor_reward` as columns)."""
+        if self.role != "executor":
+            raise InvalidInputError(f"group {self.task_id} is a {self.role} group: its samples differ by plan, "
+                                    "so they are no executor GRPO group")
+        n = self.n
+        return ExperienceGroup(
+            group_id=group_id or self.task_id, role="executor", prompt=list(self.prompt),
+            completions=list(self.completions), rewards=list(self.executor_rewards),
+            columns={"accuracy": list(self.scores), "tool_calls": list(self.tool_calls or [0] * n),
+                     "citations": list(self.citations or [0] * n), "unjudged": self.unjudged},
+            metadata={"question": self.question, "task_id": self.task_id, "adapter_version": self.adapter_version,
+                      "judge": self.judge_mode, "role": "executor", **(metadata or {})},
+        )
 
     def planner_group(self, group_id: str | None = None, metadata: dict[str, Any] | None = None) -> ExperienceGroup:
         """The group as the planner's GRPO trainer takes it."""
+        if self.role != "planner":
+            raise InvalidInputError(f"group {self.task_id} is an executor group: its samples share one plan")
         return ExperienceGroup(
             group_id=group_id or self.task_id, role="planner", prompt=list(self.prompt),
             completions=list(self.completions), rewards=list(self.planner_rewards),
             columns={"accuracy": list(self.scores), "first_accuracy": list(self.first_scores),
-                     "replanned": list(self.replanned), "format_ok": list(self.format_ok)},
+                     "replanned": list(self.replanned), "format_ok": list(self.format_ok), "unjudged": self.unjudged},
             metadata={"question": self.question, "task_id": self.task_id, "adapter_version": self.adapter_version,
                       "judge": self.judge_mode, **(metadata or {})},
         )
@@ -148,36 +211,60 @@ def judge_scores(results: Sequence[Any], judge_mode: str) -> tuple[list[float], 
 
 def rollout_from_results(results: Sequence[Any], *, judge_mode: str = "gold", gold: Any = None,
                          task_id: str | None = None, adapter_version: str | None = None,
-                         seconds: float = 0.0) -> GroupRollout:
-    """Judge and reward a group of results (ResearchResult-like objects, one per plan)."""
+                         seconds: float = 0.0, role: str = "planner", prompt: Sequence[dict[str, str]] | None = None,
+                         completions: Sequence[str] | None = None) -> GroupRollout:
+    """Judge and reward a group of results (ResearchResult-like objects, one per sample).
+
+    ``role="executor"`` makes an executor group: ``prompt`` and ``completions`` are then the executor's answer
+    prompt and its sampled replies (required). A result judged ``unknown`` (outside the vote) scores 0, keeps its
+    label and earns 0 for both roles.
+    """
     if not results:
         raise InvalidInputError("a group needs at least one result")
+    if role not in ROLES:
+        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "executor" and (prompt is None or completions is None or len(completions) != len(results)):
+        raise InvalidInputError("an executor group needs the answer prompt and one sampled completion per result")
     scores, firsts = judge_scores(results, judge_mode)
-    completions = [planner_completion(r) for r in results]
+    unjudged = [judge_mode != "vote" and str(getattr(r, "judgement", "")) == "unknown" for r in results]
+    scores = [0.0 if u else s for u, s in zip(unjudged, scores, strict=True)]
+    firsts = [0.0 if u else s for u, s in zip(unjudged, firsts, strict=True)]
+    plan_texts = [planner_completion(r) for r in results]
     fmt = [bool(not getattr(r, "plan_fallback", False) and plan_format_ok(c)) for r, c in
-           zip(results, completions, strict=True)]
+           zip(results, plan_texts, strict=True)]
     replanned = [bool(r.replan_decision) for r in results]
     answers = [str(r.answer or "") for r in results]
-    labels = [("correct" if s >= 0.5 else "incorrect") if judge_mode == "vote" or r.judgement == "unknown"
-              else str(r.judgement) for r, s in zip(results, scores, strict=True)]
+    labels = [("correct" if s >= 0.5 else "incorrect") if judge_mode == "vote" else
+              ("unknown" if u else str(r.judgement)) for r, s, u in zip(results, scores, unjudged, strict=True)]
+    tools = [len(getattr(r, "steps", []) or []) for r in results]
+    cites = [len(getattr(r, "citations", []) or []) for r in results]
+    p_rewards = planner_reward(plan_texts, accuracy=scores, first_accuracy=firsts, replanned=replanned,
+                               format_ok=fmt)
+    e_rewards = executor_reward(list(completions) if completions is not None else answers, accuracy=scores,
+                                tool_calls=tools, citations=cites)
+    p_rewards = [0.0 if u else x for u, x in zip(unjudged, p_rewards, strict=True)]
+    e_rewards = [0.0 if u else x for u, x in zip(unjudged, e_rewards, strict=True)]
     return GroupRollout(
         task_id=task_id or str(results[0].task_id), question=str(results[0].question), gold=gold,
-        judge_mode=judge_mode, prompt=list(results[0].planner_messages), plans=[str(r.plan) for r in results],
-        completions=completions, answers=answers, first_answers=[str(r.first_answer or "") for r in results],
+        judge_mode=judge_mode, prompt=list(prompt if prompt is not None else results[0].planner_messages),
+        plans=[str(r.plan) for r in results],
+        completions=list(completions) if completions is not None else plan_texts, answers=answers,
+        first_answers=[str(r.first_answer or "") for r in results],
         scores=scores, first_scores=firsts, judgements=labels, replanned=replanned, format_ok=fmt,
-        planner_rewards=planner_reward(completions, accuracy=scores, first_accuracy=firsts, replanned=replanned,
-                                       format_ok=fmt),
-        executor_rewards=executor_reward(answers, accuracy=scores,
-                                         tool_calls=[len(getattr(r, "steps", []) or []) for r in results],
-                                         citations=[len(getattr(r, "citations", []) or []) for r in results]),
-        adapter_version=adapter_version, seconds=seconds,
-        used_memory_ids=list(getattr(results[0], "used_memory_ids", []) or []), results=tuple(results),
+        planner_rewards=p_rewards, executor_rewards=e_rewards, adapter_version=adapter_version, seconds=seconds,
+        used_memory_ids=list(getattr(results[0], "used_memory_ids", []) or []), role=role, tool_calls=tools,
+        citations=cites, results=tuple(results),
     )
 
 
 def run_group(workflow: Any, question: str, n: int, gold: Any = None, judge_mode: str = "gold", *,
-              task_id: str | None = None, adapter_version: str | None = None) -> GroupRollout:
-    """Sample ``n`` plans for ``question`` with ``workflow.run_group``, run, judge and reward them.
+              task_id: str | None = None, adapter_version: str | None = None, role: str = "planner",
+              temperature: float | None = None) -> GroupRollout:
+    """Sample a group of ``n`` for ``question``, run, judge and reward it.
+
+    ``role="planner"``: ``n`` plans with ``workflow.run_group``, each executed. ``role="executor"``: one plan, its
+    searches run once, ``n`` answers sampled in one batched call at ``temperature`` (see
+    :func:`~miaflow.rl.executor_group.run_executor_group`).
 
     The gold answer reaches the workflow only under the 'gold' judge (the others must not see it); it is kept in
     the rollout either way. Nothing is remembered or buffered here: see :func:`remember_rollout` and
@@ -186,6 +273,13 @@ def run_group(workflow: Any, question: str, n: int, gold: Any = None, judge_mode
     _check_mode(judge_mode)
     if n < 1:
         raise InvalidInputError(f"n must be >= 1, got {n}")
+    if role not in ROLES:
+        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "executor":
+        from .executor_group import run_executor_group
+
+        return run_executor_group(workflow, question, n, gold=gold, judge_mode=judge_mode, task_id=task_id,
+                                  adapter_version=adapter_version, temperature=temperature)
     t0 = time.perf_counter()
     results = workflow.run_group(question, n=n, gold=gold if judge_mode == "gold" else None, task_id=task_id)
     seconds = time.perf_counter() - t0
@@ -197,17 +291,17 @@ def run_group(workflow: Any, question: str, n: int, gold: Any = None, judge_mode
 
 def buffer_rollout(buffer: ExperienceBuffer, rollout: GroupRollout, *, group_id: str | None = None,
                    metadata: dict[str, Any] | None = None) -> bool:
-    """Add the planner group to the durable buffer (a group of one plan or without a prompt cannot train).
-    Returns whether it was added (False also when the buffer already holds that group id)."""
+    """Add the group to the durable buffer under its role (a group of one sample or without a prompt cannot
+    train). Returns whether it was added (False also when the buffer already holds that group id)."""
     if rollout.n < 2 or not rollout.prompt:
         return False
-    return bool(buffer.add(rollout.planner_group(group_id, metadata)))
+    return bool(buffer.add(rollout.training_group(group_id, metadata)))
 
 
 def remember_rollout(workflow: Any, rollout: GroupRollout) -> list[str | None]:
-    """Write every plan's run into memory through ``workflow.remember`` (trajectory + utility updates), each
-    under its own task id (:func:`plan_task_id`). Under the vote judge, and where the workflow could not judge,
-    the stored label is the rollout's score. Returns the memory ids kept."""
+    """Write every sample's run into memory through ``workflow.remember`` (trajectory + utility updates), each
+    under its own task id (:func:`plan_task_id`). Under the vote judge the stored label is the vote's; a run the
+    judge could not score is stored as 'unknown' (unjudged: no Q-value update). Returns the memory ids kept."""
     remember = getattr(workflow, "remember", None)
     if remember is None:
         return []

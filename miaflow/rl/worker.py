@@ -5,6 +5,14 @@ After every ``steps_per_version`` steps the worker saves a new adapter version, 
 held-back evaluator) and either publishes the version to the serving model or rolls the trainer back to the
 promoted weights. With an executor learner too, it alternates roles step by step (``alternate``).
 
+On-policy bookkeeping: every buffered group records the adapter version of its role that sampled it
+(``metadata["adapter_version"]``; none recorded counts as ``v0``). Its staleness is the number of versions of that
+role promoted (put in front of users) after it; a group more than ``WorkerConfig.max_staleness`` versions old is
+dropped before a step (status ``stale`` in the buffer, counted in :meth:`TrainingWorker.status` as
+``dropped_stale`` and logged), never importance-weighted: TRL's ratio is taken against the current weights, so an
+old sample's update would follow a policy that no longer serves. Rejected versions do not count (the trainer rolls
+back to the promoted weights).
+
 Simplification: the serving model and the trainer hold separate copies of the base weights (one process, two
 models), which is what lets generation and the optimizer step run at the same time without sharing a lock.
 """
@@ -36,8 +44,13 @@ class WorkerConfig:
     tolerance: float = field(default=0.0, metadata={"help": "Promote when held-back score >= promoted - this."})
     alternate: bool = field(default=False, metadata={"help": "Alternate planner and executor steps."})
     max_failures: int = field(default=3, metadata={"help": "Stop after this many failed steps in a row."})
+    max_staleness: int | None = field(default=2, metadata={
+        "help": "Drop buffered groups sampled more than this many promoted versions ago (0: only groups of the "
+                "serving version; None: train on every group however old)."})
 
     def __post_init__(self) -> None:
+        if self.max_staleness is not None and self.max_staleness < 0:
+            raise ValueError(f"max_staleness must be >= 0 or None, got {self.max_staleness}")
         if self.steps_per_version < 1:
             raise ValueError(f"steps_per_version must be >= 1, got {self.steps_per_version}")
         if self.poll_seconds <= 0:
@@ -66,13 +79,34 @@ class WorkerEvent:
     """Something the worker did, with a monotonic timestamp."""
 
     kind: str
-    """'step_start', 'step_end', 'promoted', 'rejected', 'error'."""
+    """'step_start', 'step_end', 'promoted', 'rejected', 'error', 'dropped' (stale groups set aside)."""
     role: str
     at: float
     step: StepResult | None = None
     decision: GateDecision | None = None
     version: str | None = None
     error: str | None = None
+    groups: tuple[str, ...] = ()
+    """Ids of the groups dropped ('dropped')."""
+
+
+def version_number(name: str | None) -> int:
+    """The number of a version name ('v3' -> 3); None (not recorded) is ``v0``.
+
+    >>> version_number("v12"), version_number(None)
+    (12, 0)
+    """
+    if name is None:
+        return 0
+    if not (isinstance(name, str) and name[:1] == "v" and name[1:].isdigit()):
+        raise ValueError(f"not an adapter version name: {name!r}")
+    return int(name[1:])
+
+
+def staleness(registry: AdapterRegistry, sampled: str | None) -> int:
+    """How many versions of ``registry`` were promoted after ``sampled`` (the version that sampled a group)."""
+    n = version_number(sampled)
+    return sum(1 for v in registry.versions() if v.status == "promoted" and v.number > n)
 
 
 class TrainingWorker:
@@ -95,6 +129,8 @@ class TrainingWorker:
         self._thread: threading.Thread | None = None
         self._turn = 0
         self.failures = 0
+        self.dropped: dict[str, int] = {}
+        """Stale groups dropped so far, per role."""
         self.error: BaseException | None = None
         self.gave_up = False
         """True once the thread stopped after ``max_failures`` failed steps in a row (answering goes on)."""
@@ -129,7 +165,8 @@ class TrainingWorker:
         """What the worker did, for reports: steps run, versions promoted / rejected, and whether it gave up."""
         kinds = [e.kind for e in self.events]
         return {"steps": kinds.count("step_end"), "promoted": kinds.count("promoted"),
-                "rejected": kinds.count("rejected"), "errors": kinds.count("error"), "gave_up": self.gave_up,
+                "rejected": kinds.count("rejected"), "errors": kinds.count("error"),
+                "dropped_stale": sum(self.dropped.values()), "gave_up": self.gave_up,
                 "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}"}
 
     def drain(self, timeout: float | None = None) -> None:
@@ -145,10 +182,33 @@ class TrainingWorker:
         if self.on_event is not None:
             self.on_event(ev)
 
+    def drop_stale(self, rt: RoleTrainer) -> list[str]:
+        """Set aside ``rt``'s pending groups sampled more than ``max_staleness`` promoted versions ago."""
+        k = self.config.max_staleness
+        if k is None:
+            return []
+        old = []
+        for g in self.buffer.pending(None, role=rt.role):
+            try:
+                age = staleness(rt.registry, g.metadata.get("adapter_version"))
+            except ValueError:  # a version name this registry never gave: its age is unknown, keep it
+                continue
+            if age > k:
+                old.append(g.group_id)
+        if old:
+            self.buffer.mark_stale(old, f"sampled more than {k} promoted version(s) before "
+                                        f"{rt.registry.promoted.name}")
+            self.dropped[rt.role] = self.dropped.get(rt.role, 0) + len(old)
+            log.info("dropped %d %s group(s) sampled more than %d promoted version(s) ago (%d so far)", len(old),
+                     rt.role, k, self.dropped[rt.role])
+            self._emit(WorkerEvent(kind="dropped", role=rt.role, at=time.monotonic(), groups=tuple(old)))
+        return old
+
     def _next_role(self) -> tuple[RoleTrainer, list[ExperienceGroup]] | None:
         n = len(self.roles)
         order = [self.roles[(self._turn + i) % n] for i in range(n)] if self.config.alternate else self.roles
         for rt in order:
+            self.drop_stale(rt)
             k = rt.learner.settings.groups_per_step
             groups = self.buffer.pending(k, role=rt.role)
             if len(groups) == k:

@@ -1,11 +1,17 @@
 """Continual test-time learning sessions: answer a stream of questions and get better while doing it.
 
 For each question: the research workflow recalls memories and samples a group of n plans (one call), the executor
-runs each, the judge scores them (gold EM/F1, the LLM evaluators, or the group's majority vote), MIA's planner
+runs each (a planner group), or it plans once and samples n answers to that plan's evidence in one batched call
+(an executor group, :mod:`miaflow.rl.executor_group`); ``SessionConfig.group_role`` picks the kind, and
+``"alternate"`` switches from question to question (MIA's alternation, so both roles train at test time). The
+judge scores them (gold EM/F1, the LLM evaluators, or the group's majority vote), MIA's planner
 reward is computed per plan, every run is written back into the trajectory store (compressed, correct and
 incorrect) with its Q-value updates on the memories it used, and the group goes into the durable experience
 buffer. With ``learn=True`` a background :class:`~miaflow.rl.TrainingWorker` turns buffered groups into GRPO steps
-and eval-gated adapter versions; answering never waits for it.
+and eval-gated adapter versions of each role whose groups are built (the executor's adapter is versioned, gated
+and promoted like the planner's); answering never waits for it. Both roles start from the shipped trained adapters
+of the bundled model when it serves them. Each group records the version of its role's adapter that sampled it;
+the trainer drops groups more than ``worker.max_staleness`` promoted versions old.
 
 Every setting lives in one frozen :class:`SessionSpec` (session, research, GRPO, worker and consolidation
 settings), which derives the values those configs share (the group size, the planner adapter's name, the judge
@@ -73,6 +79,12 @@ class SessionConfig:
                                                                 "(0: never)."})
     finish_training: bool = field(default=True, metadata={"help": "With learn: after the last question, run the "
                                                                    "GRPO steps still pending in the buffer."})
+    group_role: str = field(default="planner", metadata={
+        "help": "Which role a question's group varies and trains: 'planner' (n plans, each executed), 'executor' "
+                "(one plan, n sampled answers in one batched call) or 'alternate' (planner and executor groups "
+                "in turn, question by question)."})
+    executor_temperature: float = field(default=0.8, metadata={
+        "help": "Sampling temperature of an executor group's n answers."})
 
     def __post_init__(self) -> None:
         if self.group_size < 1:
@@ -85,10 +97,27 @@ class SessionConfig:
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.consolidate_every < 0:
             raise ValueError(f"consolidate_every must be >= 0, got {self.consolidate_every}")
+        if self.group_role not in GROUP_ROLES:
+            raise ValueError(f"group_role must be one of {', '.join(GROUP_ROLES)}, got {self.group_role!r}")
+        if self.executor_temperature <= 0:
+            raise ValueError(f"executor_temperature must be > 0 (n equal greedy answers carry no signal), got "
+                             f"{self.executor_temperature}")
 
+    def role_for(self, epoch: int, index: int) -> str:
+        """The role whose group question ``index`` of ``epoch`` builds ('alternate': the planner on even
+        ``epoch + index``, so over two epochs every question gets both kinds)."""
+        if self.group_role != "alternate":
+            return self.group_role
+        return "planner" if (epoch + index) % 2 == 0 else "executor"
+
+
+GROUP_ROLES = ("planner", "executor", "alternate")
+"""The values of ``SessionConfig.group_role``."""
 
 PLANNER_ADAPTER = "planner"
 """Name the trained planner adapter serves under when the research settings name none."""
+EXECUTOR_ADAPTER = "executor"
+"""Name the trained executor adapter serves under when the research settings name none."""
 
 
 def with_planner_adapter(research: ResearchConfig, name: str | None) -> ResearchConfig:
@@ -107,7 +136,10 @@ class SessionSpec:
       when learning and none are given) and ``consolidation.group_size``;
     - the planner adapter has one name, in ``research.planner_adapter`` and ``research.planner.adapter`` alike
       (``"planner"`` when learning and neither names one);
-    - the judge without gold follows ``session.judge`` ('llm': the evaluators; 'gold' and 'vote': none).
+    - the judge without gold follows ``session.judge`` ('llm': the evaluators; 'gold' and 'vote': none);
+    - when learning with executor groups (``session.group_role`` 'executor' or 'alternate'): ``executor_grpo``
+      (derived from ``grpo`` with role 'executor' when not given), the executor adapter's one name
+      (``research.executor_adapter``, ``"executor"`` when none), and with 'alternate' the worker alternates roles.
     """
 
     session: SessionConfig = field(default_factory=SessionConfig, metadata={"help": "How the session answers."})
@@ -117,6 +149,8 @@ class SessionSpec:
     worker: WorkerConfig = field(default_factory=WorkerConfig, metadata={"help": "Background trainer pacing."})
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig,
                                                metadata={"help": "Memory replay settings."})
+    executor_grpo: GRPOSettings | None = field(default=None, metadata={
+        "help": "The executor's GRPO settings (None: derived from grpo when learning with executor groups)."})
     use_memory: bool = field(default=True, metadata={"help": "Keep a trajectory store under the state folder."})
 
     def __post_init__(self) -> None:
@@ -155,6 +189,25 @@ class SessionSpec:
             name = PLANNER_ADAPTER
         r = with_planner_adapter(r, name)
         r = replace(r, judge=replace(r.judge, without_gold="evaluators" if s.judge == "llm" else "none"))
+        egrpo = self.executor_grpo
+        worker = self.worker
+        if s.learn and s.group_role != "planner":
+            assert grpo is not None
+            if egrpo is None:
+                egrpo = replace(grpo, role="executor",
+                                max_completion_length=max(2 * r.executor.answer_max_tokens, 32))
+            elif egrpo.role != "executor" or egrpo.num_generations != n:
+                raise ValueError(f"executor_grpo (role={egrpo.role!r}, num_generations={egrpo.num_generations}) "
+                                 f"contradicts session.group_size={n}: it trains the executor on groups of n answers")
+            if r.executor_adapter is None:
+                r = replace(r, executor_adapter=EXECUTOR_ADAPTER)
+            if s.group_role == "alternate" and not worker.alternate:
+                worker = replace(worker, alternate=True)
+        elif egrpo is not None:
+            raise ValueError(f"executor_grpo is set but session.group_role={s.group_role!r} with "
+                             f"learn={s.learn}: no executor groups are trained")
+        object.__setattr__(self, "executor_grpo", egrpo)
+        object.__setattr__(self, "worker", worker)
         object.__setattr__(self, "grpo", grpo)
         object.__setattr__(self, "consolidation", cons)
         object.__setattr__(self, "research", r)
@@ -216,8 +269,11 @@ class QuestionOutcome:
     training: bool
     """A GRPO step was running when answering started."""
     adapter_version: str | None
-    """Planner adapter version serving when answering started."""
+    """Version of the group's role's adapter serving when answering started (the one that sampled it)."""
     used_memories: int
+    role: str = "planner"
+    """Which role the group varied: 'planner' (n plans) or 'executor' (one plan, n sampled answers); ``rewards``
+    are that role's."""
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -327,13 +383,15 @@ class Session:
     ``remember``), keeping every piece of state under ``state_dir``.
 
     ``worker`` is a :class:`~miaflow.rl.TrainingWorker` (learning) or None; ``adapter_version()`` names the planner
-    version serving (for the outcome log); ``consolidator`` replays high-utility memories as training groups.
+    version serving and ``executor_version()`` the executor's (recorded with each group and in the outcome log);
+    ``consolidator`` replays high-utility memories as training groups.
     """
 
     def __init__(self, workflow: Any, state_dir: str | Path, *, config: SessionConfig | None = None,
                  buffer: ExperienceBuffer | None = None, worker: Any = None,
                  adapter_version: Callable[[], str | None] | None = None, consolidator: Any = None,
-                 on_outcome: Callable[[QuestionOutcome], None] | None = None):
+                 on_outcome: Callable[[QuestionOutcome], None] | None = None,
+                 executor_version: Callable[[], str | None] | None = None):
         self.workflow = workflow
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +399,7 @@ class Session:
         self.buffer = buffer or ExperienceBuffer(self.state_dir / "buffer.sqlite")
         self.worker = worker
         self.adapter_version = adapter_version or (lambda: None)
+        self.executor_version = executor_version or (lambda: None)
         self.consolidator = consolidator
         self.on_outcome = on_outcome
         self.progress = _Progress(self.state_dir)
@@ -352,13 +411,16 @@ class Session:
         return f"e{epoch}-{q.id}" if run == 0 else f"r{run}-e{epoch}-{q.id}"
 
     def answer(self, q: SessionQuestion, *, epoch: int = 0, index: int = 0, run: int = 0) -> QuestionOutcome:
-        """Answer one question with a group of plans, score, remember, and buffer the group."""
+        """Answer one question with a group (of plans, or of answers to one plan), score, remember, and buffer
+        the group."""
         cfg = self.config
         training = bool(self.worker is not None and self.worker.training.is_set())
-        version = self.adapter_version()
+        role = cfg.role_for(epoch, index)
+        version = self.adapter_version() if role == "planner" else self.executor_version()
         task_id = self.task_id(q, epoch, run)
         roll = run_group(self.workflow, q.question, cfg.group_size, gold=q.gold, judge_mode=cfg.judge,
-                         task_id=task_id, adapter_version=version)
+                         task_id=task_id, adapter_version=version, role=role,
+                         temperature=cfg.executor_temperature)
         buffer_rollout(self.buffer, roll, group_id=task_id)
         if cfg.remember:
             remember_rollout(self.workflow, roll)
@@ -369,9 +431,9 @@ class Session:
             gold_acc = sum(float(token_f1(a, q.gold) >= 0.5) for a in roll.answers) / roll.n
         outcome = QuestionOutcome(
             epoch=epoch, index=index, qid=q.id, question=q.question, gold=q.gold, answers=list(roll.answers),
-            scores=list(roll.scores), rewards=list(roll.planner_rewards), accuracy=roll.accuracy,
+            scores=list(roll.scores), rewards=roll.rewards, accuracy=roll.accuracy,
             gold_accuracy=gold_acc, zero_variance=not roll.has_signal, seconds=roll.seconds, training=training,
-            adapter_version=version, used_memories=len(roll.used_memory_ids),
+            adapter_version=version, used_memories=len(roll.used_memory_ids), role=role,
         )
         self.progress.append(outcome)
         if self.worker is not None:
@@ -472,7 +534,8 @@ class Session:
             outcomes=outs, accuracy_by_epoch=[sum(v) / len(v) for _, v in sorted(by_epoch.items())],
             accuracy_by_window=windows,
             buffer={"total": st.total, "pending": st.pending, "trained": st.trained,
-                    "zero_variance": st.zero_variance, "zero_variance_share": st.zero_variance_share},
+                    "zero_variance": st.zero_variance, "zero_variance_share": st.zero_variance_share,
+                    "stale": st.stale},
             adapter_versions=versions,
             learning=self.worker.status() if self.worker is not None else None,
         )
@@ -533,25 +596,37 @@ def build_session(corpus: Any, state_dir: str | Path, spec: SessionSpec | None =
     def without_memory(adapter: str | None) -> Any:
         return ResearchWorkflow(planner=chat, index=index, store=None, config=with_planner_adapter(rc, adapter))
 
+    def executor_without_memory(adapter: str | None) -> Any:
+        return ResearchWorkflow(planner=chat, index=index, store=None, config=replace(rc, executor_adapter=adapter))
+
     worker = None
     version: Callable[[], str | None] = lambda: None  # noqa: E731
+    executor_version: Callable[[], str | None] = lambda: None  # noqa: E731
     if cfg.learn:
-        from ..rl.learning import attach_learning, heldback_evaluator
+        from ..rl.learning import attach_learning, heldback_evaluator, start_adapter
 
-        evaluator = heldback_evaluator(chat, without_memory, list(heldback), publisher=eval_publisher
-                                       ) if heldback else None
+        starts = {r: start_adapter(chat, r) for r in ("planner", "executor")}
+        evaluator = heldback_evaluator(chat, without_memory, list(heldback), publisher=eval_publisher,
+                                       base_path=starts["planner"]) if heldback else None
+        exec_eval = heldback_evaluator(chat, executor_without_memory, list(heldback), eval_adapter="executor-eval",
+                                       base_path=starts["executor"]) if heldback and spec.executor_grpo else None
         worker = attach_learning(chat, state, buffer, settings=spec.grpo, worker_config=spec.worker,
                                  evaluator=evaluator, adapter_name=spec.planner_adapter or PLANNER_ADAPTER,
-                                 model_dir=model_dir, publisher=publisher)
+                                 model_dir=model_dir, publisher=publisher, executor=spec.executor_grpo,
+                                 executor_adapter=rc.executor_adapter or EXECUTOR_ADAPTER,
+                                 executor_evaluator=exec_eval, start_adapters=starts)
         registry = worker.roles[0].registry
         version = lambda: registry.promoted.name  # noqa: E731
+        if len(worker.roles) > 1:
+            exec_registry = worker.roles[1].registry
+            executor_version = lambda: exec_registry.promoted.name  # noqa: E731
     consolidator = None
     if cfg.consolidate_every and store is not None:
         from ..rl.consolidation import Consolidator
 
         consolidator = Consolidator(store, without_memory(spec.planner_adapter), state / "consolidation.json",
-                                    config=spec.consolidation)
+                                    config=spec.consolidation, adapter_version=version)
     atomic_write_json(state / "session.json", {"spec": asdict(spec), "heldback": [q.id for q in heldback],
                                                "model": getattr(chat, "name", "")}, indent=1)
     return Session(workflow, state, config=cfg, buffer=buffer, worker=worker, adapter_version=version,
-                   consolidator=consolidator)
+                   consolidator=consolidator, executor_version=executor_version)
