@@ -372,3 +372,83 @@ def repair(path: str | Path, *, embedder: Any = None) -> Report:
     for ns, n in lost_all.items():
         rep.lost[ns] = max(rep.lost.get(ns, 0), n)
     return rep
+
+
+# ---------------------------------------------------------------- every store under a path
+
+def targets(path: str | Path) -> list[tuple[str, Path]]:
+    """The stores ``path`` names, as (kind, path): a trajectory store folder, a Bi-Mem folder, an experience
+    buffer file (also when the file is gone but its manifest is left), an adapter registry folder, or a session's
+    state folder holding several (``memory/``, ``buffer.sqlite``, ``adapters/<role>/``)."""
+    path = Path(path)
+    buffer_manifest = path.with_name(f"{path.stem}.manifest.json")
+    if path.is_file() or (not path.exists() and buffer_manifest.exists()):
+        return [("experience buffer", path)]
+    if not path.is_dir():
+        return []
+    if (path / "miaflow-store.json").exists() or (path / SQLITE_FILE).exists():
+        return [("trajectory store", path)]
+    if (path / "pointer.json").exists() or (path / "versions").is_dir():
+        return [("adapter registry", path)]
+    if (path / "bimem").is_dir():
+        return [("Bi-Mem memory", path)]
+    found: list[tuple[str, Path]] = []
+    if (path / "memory").is_dir():
+        found.append(("trajectory store", path / "memory"))
+    buffers = {p.with_name(p.name.replace(".manifest.json", ".sqlite")) for p in path.glob("*.manifest.json")}
+    found += [("experience buffer", p) for p in sorted(buffers | set(path.glob("buffer.sqlite")))]
+    if (path / "adapters").is_dir():
+        found += [("adapter registry", p) for p in sorted((path / "adapters").iterdir())
+                  if (p / "pointer.json").exists() or (p / "versions").is_dir()]
+    return found
+
+
+def verify_bimem(path: Path, *, repair: bool = False) -> Report:
+    """A Bi-Mem folder is checked by opening it: its JSON state is the durable copy, and opening embeds missing
+    vectors again and drops stray ones (so opening is also its repair); damaged JSON cannot be rebuilt."""
+    from ..errors import MiaflowError
+    from .bimem import BiMemory
+
+    rep = Report(folder=str(path), kind="Bi-Mem memory")
+    try:
+        mem = BiMemory(path)
+    except MiaflowError as e:
+        rep.problems.append(str(e))
+        if repair:
+            rep.lost["damaged state file(s), named above"] = 1
+        return rep
+    try:
+        turns = sum(len(mem.turns(c)) for c in mem.conversations())
+        rep.notes.append(f"{len(mem.conversations())} conversation(s), {turns} turn(s), {mem.vector_count()} "
+                         "vector(s)")
+    finally:
+        mem.close()
+    return rep
+
+
+def check_path(path: str | Path, *, fix: bool = False) -> list[Report]:
+    """Verify (or, with ``fix``, repair) every store under ``path`` (see :func:`targets`); one report each."""
+    from ..errors import MiaflowError
+    from ..rl.adapters import repair_registry, verify_registry
+    from ..rl.buffer import repair_buffer, verify_buffer
+
+    found = targets(path)
+    if not found:
+        raise MemoryStoreError(f"{path} holds no miaflow store (a trajectory store or Bi-Mem folder, an experience "
+                               "buffer file, an adapter registry, or a session's state folder)")
+    reports = []
+    for kind, where in found:
+        if kind == "trajectory store":
+            try:
+                reports.append(repair(where) if fix else verify(where))
+            except MiaflowError as e:
+                if fix:
+                    raise
+                reports.append(Report(folder=str(where), problems=[str(e)]))
+        elif kind == "experience buffer":
+            reports.append(repair_buffer(where) if fix else verify_buffer(where))
+        elif kind == "adapter registry":
+            reports.append(repair_registry(where) if fix else verify_registry(where))
+        else:
+            reports.append(verify_bimem(where, repair=fix))
+    return reports

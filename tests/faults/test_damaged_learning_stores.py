@@ -312,3 +312,42 @@ def test_kill_points_of_a_write_are_not_damage(tmp_path):
     # a registry written before manifests existed is adopted
     manifest.unlink()
     assert _state(root)[:2] == ("v4", "v3") and manifest.exists() and verify_registry(root).ok
+
+
+# ---------------------------------------------------------------- miaflow memory verify|repair on a state folder
+
+def test_cli_checks_and_repairs_every_store_of_a_session_state_folder(tmp_path):
+    from memory_helpers import HashEmbedder
+    from typer.testing import CliRunner
+
+    from miaflow.cli import app
+    from miaflow.memory import Trajectory, TrajectoryStore
+
+    state = tmp_path / "state"
+    with TrajectoryStore(state / "memory", embedder=HashEmbedder()) as store:
+        store.add(Trajectory(task_id="t1", question="Where was the band's first show?", answer="Tulsa",
+                             judgement="correct"))
+    path, _ = _filled(tmp_path, n=12, trained=2)
+    root = _registry(state)  # state/adapters/planner
+    run = CliRunner().invoke
+    res = run(app, ["memory", "verify", str(state)])
+    assert res.exit_code == 0, res.output
+    assert res.output.count(": ok") == 3
+
+    shutil.copy(path, tmp_path / "old.sqlite")
+    with ExperienceBuffer(path) as buf:
+        buf.add(_group(50))
+    shutil.copy(tmp_path / "old.sqlite", path)  # one group lost
+    (root / "pointer.json").unlink()
+    res = run(app, ["memory", "verify", str(state)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "holds 11 (1 lost)" in res.output and "pointer.json is missing" in res.output
+    assert f"{state / 'memory'}: ok" in res.output
+
+    res = run(app, ["memory", "repair", str(state)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output  # something was lost: said, and the exit code says so
+    assert "not recoverable: experience buffer" in res.output and "1 planner groups" in res.output
+    assert "pointer.json is restored" in res.output
+    res = run(app, ["memory", "verify", str(state)])
+    assert res.exit_code == 0 and res.output.count(": ok") == 3, res.output
+    assert run(app, ["memory", "verify", str(tmp_path / "nothing")]).exit_code == 2
