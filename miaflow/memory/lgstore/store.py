@@ -118,8 +118,8 @@ class LangGraphStore(BaseStore):
 
     def __init__(self, trajectories: TrajectoryStore | str | Path, *, bimem: BiMemory | None = None,
                  index: IndexConfig | None = None, conversation_label: str = "conversations"):
-        index = dict(index or {})
-        custom = ensure_embeddings(index["embed"]) if index.get("embed") is not None else None
+        cfg: dict[str, Any] = dict(index or {})
+        custom = ensure_embeddings(cfg["embed"]) if cfg.get("embed") is not None else None
         if isinstance(trajectories, TrajectoryStore):
             self.trajectories = trajectories
         elif isinstance(trajectories, (str, Path)):
@@ -127,7 +127,7 @@ class LangGraphStore(BaseStore):
         else:
             raise InvalidInputError(f"give a TrajectoryStore or a folder, got {type(trajectories).__name__}")
         self._custom = custom
-        self.fields = list(index.get("fields") or ["$"])
+        self.fields = list(cfg.get("fields") or ["$"])
         self._fields = [(p, p if p == "$" else tokenize_path(p)) for p in self.fields]
         self.bimem = bimem
         namespace_to_miaflow((conversation_label,))  # a valid label, or a clear error
@@ -214,12 +214,12 @@ class LangGraphStore(BaseStore):
         """The items of a namespace; in a conversation namespace also the Bi-Mem turns no item carries (written
         outside LangGraph: their value is the turn, their timestamps unknown, shown as the epoch)."""
         rows = self._chroma_rows(ns, ids=ids, vectors=vectors)
-        conv = self._conversation(ns)
-        if conv is None or conv not in self.bimem.conversations():
+        bimem, conv = self.bimem, self._conversation(ns)
+        if bimem is None or conv is None or conv not in bimem.conversations():
             return rows
         have, wanted = {r["key"] for r in rows}, None if ids is None else set(ids)
         epoch = datetime.fromtimestamp(0, UTC)
-        for i, t in enumerate(self.bimem.turns(conv)):
+        for i, t in enumerate(bimem.turns(conv)):
             if t.id not in have and (wanted is None or t.id in wanted):
                 rows.append({"ns": ns, "key": t.id, "created": epoch, "updated": epoch, "order": (0, i),
                              "value": {"speaker": t.speaker, "text": t.text, "time": t.time, "session": t.session},
@@ -282,9 +282,9 @@ class LangGraphStore(BaseStore):
                 continue
             ns_rows = [r for r in self._rows(ns, vectors=op.query is not None)
                        if matches_filter(r["value"], op.filter)]
-            conv = self._conversation(ns)
-            if op.query and conv is not None and ns_rows and conv in self.bimem.conversations():
-                for it in self.bimem.retrieve(op.query, conv, k=max(10, limit + offset)):
+            bimem, conv = self.bimem, self._conversation(ns)
+            if op.query and bimem is not None and conv is not None and ns_rows and conv in bimem.conversations():
+                for it in bimem.retrieve(op.query, conv, k=max(10, limit + offset)):
                     for tid in it.turn_ids:
                         k = (ns, tid)
                         ranked[k] = max(ranked.get(k, -math.inf), float(it.score))
@@ -296,7 +296,9 @@ class LangGraphStore(BaseStore):
             return [self._search_item(r, None) for r in rows[offset: offset + limit]]
         scored: list[tuple[float, dict]] = []
         scoreless: list[dict] = []
-        blocks, owners, by_vec = [], [], []
+        blocks: list[np.ndarray] = []
+        owners: list[int] = []
+        by_vec: list[dict] = []
         for r in rows:
             k = (r["ns"], r["key"])
             if k in ranked:
@@ -307,7 +309,7 @@ class LangGraphStore(BaseStore):
                 by_vec.append(r)
             else:
                 scoreless.append(r)
-        if by_vec:  # exact cosine, one matrix product; an item scores its best vector (as InMemoryStore)
+        if by_vec and qvec is not None:  # exact cosine, one matrix product; an item scores its best vector (as InMemoryStore)
             mat = np.concatenate(blocks).astype(np.float64)
             norms = np.linalg.norm(mat, axis=1) * (np.linalg.norm(qvec) or 1.0)
             sims = np.divide(mat @ qvec, norms, out=np.zeros(len(mat)), where=norms > 0)
@@ -315,7 +317,7 @@ class LangGraphStore(BaseStore):
             np.maximum.at(best, np.asarray(owners), sims)
             scored += [(float(b), r) for b, r in zip(best, by_vec, strict=True)]
         scored.sort(key=lambda x: x[0], reverse=True)
-        kept = [(s, r) for s, r in scored[offset: offset + limit]]
+        kept: list[tuple[float | None, dict]] = list(scored[offset: offset + limit])
         if scoreless and len(kept) < limit:  # as InMemoryStore: fill with items that have no vector
             kept += [(None, r) for r in scoreless[: limit - len(kept)]]
         return [self._search_item(r, s) for s, r in kept]
@@ -369,8 +371,8 @@ class LangGraphStore(BaseStore):
         if col is not None:
             self._write_records(ns, col, group, writes, vecs, now, stamp)
         conv = self._conversation(ns)
-        if conv is not None:
-            self._mirror_conversation(conv, group)
+        if conv is not None and self.bimem is not None:
+            self._mirror_conversation(self.bimem, conv, group)
 
     def _write_records(self, ns: tuple[str, ...], col: Any, group: list[dict], writes: list[dict],
                        vecs: np.ndarray, now: float, stamp: str) -> None:
@@ -396,7 +398,7 @@ class LangGraphStore(BaseStore):
             for p in writes:
                 prev = old.get(p["key"])
                 mine = vecs[p["rows"]] if p["rows"] else np.zeros((0, vecs.shape[1]), np.float32)
-                meta = {k: None for k in (prev or {}) if is_utility_key(k) or k.startswith("lg_")}
+                meta: dict[str, Any] = {k: None for k in (prev or {}) if is_utility_key(k) or k.startswith("lg_")}
                 meta.update(pack(trajectory_fields(p["key"], p["value"], p["question"], now)))
                 meta.update({
                     "lg_rec": _digest(meta),
@@ -416,7 +418,8 @@ class LangGraphStore(BaseStore):
             if moves:
                 self._commit(ns, col)
 
-    def _mirror_conversation(self, conv: str, group: list[dict]) -> None:
+    @staticmethod
+    def _mirror_conversation(bimem: BiMemory, conv: str, group: list[dict]) -> None:
         """Keep the Bi-Mem conversation in step with the message-shaped items of its namespace."""
         from ..bimem.ingest import parse_messages
 
@@ -429,15 +432,15 @@ class LangGraphStore(BaseStore):
                     "session": v.get("session", 0) if isinstance(v.get("session"), int) else 0}
 
         new = [m for p in group if not p["delete"] and (m := message(p)) is not None]
-        known = {t.id for t in self.bimem.turns(conv)} if conv in self.bimem.conversations() else set()
+        known = {t.id for t in bimem.turns(conv)} if conv in bimem.conversations() else set()
         changed = {p["key"] for p in group if p["key"] in known}
         if changed:  # Bi-Mem never rewrites a turn: rebuild the conversation from what remains
-            keep = [t for t in self.bimem.turns(conv) if t.id not in changed]
-            self.bimem.delete_conversation(conv)
+            keep = [t for t in bimem.turns(conv) if t.id not in changed]
+            bimem.delete_conversation(conv)
             if keep:
-                self.bimem.add_turns(conv, keep)
+                bimem.add_turns(conv, keep)
         if new:
-            self.bimem.add_turns(conv, parse_messages(new))
+            bimem.add_turns(conv, parse_messages(new))
 
     # ------------------------------------------------------------------ the batch operation
     def batch(self, ops: Iterable[Op]) -> list[Result]:
