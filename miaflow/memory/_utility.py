@@ -163,7 +163,12 @@ def zscores(x: np.ndarray, clip: float) -> np.ndarray:
 def phase_b_scores(sims: np.ndarray, qs: np.ndarray, *, sim_weight: float, q_weight: float, clip: float) -> np.ndarray:
     """MemRL phase B: ``sim_weight * z(sim) + q_weight * z(Q)``.
 
-    >>> phase_b_scores(np.array([0.9, 0.8]), np.array([-1.0, 1.0]), sim_weight=0.5, q_weight=0.5, clip=3).tolist()
-    [0.0, 0.0]
+    >>> phase_b_scores(np.array([0.9, 0.8]), np.array([1.0, -1.0]), sim_weight=0.5, q_weight=0.5, clip=3).round(6).tolist()
+    [1.0, -1.0]
+
+    A lead in similarity is cancelled by an equal lag in Q (up to rounding):
+
+    >>> np.allclose(phase_b_scores(np.array([0.9, 0.8]), np.array([-1.0, 1.0]), sim_weight=0.5, q_weight=0.5, clip=3), 0)
+    True
     """
     return sim_weight * zscores(np.asarray(sims, float), clip) + q_weight * zscores(np.asarray(qs, float), clip)
