@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._cache import cache_dir
 from .._import_utils import offline_env, require
+from .._io import atomic_folder
 from ..errors import MissingDependencyError
 
 __all__ = ["BUNDLED_MODEL_NAME", "bundled_gguf_path", "bundled_model_dir", "prepare_bundled_model", "cache_dir",
@@ -26,14 +26,6 @@ __all__ = ["BUNDLED_MODEL_NAME", "bundled_gguf_path", "bundled_model_dir", "prep
 BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _FORMAT_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """miaflow's cache root: ``$MIAFLOW_CACHE`` or ``$XDG_CACHE_HOME/miaflow`` (``~/.cache/miaflow``)."""
-    if os.environ.get("MIAFLOW_CACHE"):
-        return Path(os.environ["MIAFLOW_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "miaflow"
 
 
 def bundled_gguf_path() -> Path:
@@ -124,19 +116,11 @@ def prepare_bundled_model(
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
     report("writing safetensors", 0.7)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "miaflow.json").write_text(
             json.dumps({"format": _FORMAT_VERSION, "source": _GGUF_FILE, "dtype": dtype, "name": BUNDLED_MODEL_NAME})
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     report("ready", 1.0)
     return target

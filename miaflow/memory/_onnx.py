@@ -12,15 +12,13 @@ texts (a single ``?``), under the 0.99 the stores are tuned for, so it is not of
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._import_utils import offline_env, require
+from .._io import atomic_folder
 from ..errors import MemoryStoreError
 
 if TYPE_CHECKING:
@@ -120,9 +118,8 @@ def export_onnx(
     # eager attention traces to plain ops that every ONNX Runtime build runs
     model = AutoModel.from_pretrained(str(source), attn_implementation="eager", dtype=torch.float32)
     module = _pooled_module(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # a finished concurrent export of the same source may have taken the place first: keep it
+    with atomic_folder(target, taken=lambda: onnx_export_ready(target, source)) as tmp:
         report("exporting to ONNX", 0.3)
         ids = torch.ones((2, 8), dtype=torch.long)
         with torch.no_grad(), warnings.catch_warnings():
@@ -138,16 +135,6 @@ def export_onnx(
         _check_export(tmp, source, module)
         (tmp / _MARKER).write_text(json.dumps({"format": _FORMAT_VERSION, "source": _fingerprint(source),
                                                "source_path": str(source), "opset": _OPSET}))
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not onnx_export_ready(target, source):  # not a finished concurrent export: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     report("ready", 1.0)
     return target
 

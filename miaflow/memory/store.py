@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -31,12 +30,13 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write_json
 from ..errors import InvalidInputError, MemoryStoreError, MiaflowError
 from ._chroma import open_client
 from ._codec import from_metadata, to_metadata
@@ -49,6 +49,7 @@ from ._utility import (
     compaction_patch,
     event_value,
     fold,
+    is_utility_key,
     phase_b_scores,
     task_hash,
 )
@@ -74,6 +75,24 @@ MARKER_FILE = "miaflow-store.json"
 _FORMAT = "miaflow-trajectory-store"
 _VERSION = 1
 _PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredRecord:
+    """One record exactly as stored, for whole-store passes (export, import, stats): the store's batch interface
+    (``_iter_records`` / ``_put_records``) reads and writes these, so those passes never touch Chroma."""
+
+    record: MemoryRecord
+    """The record with its utility folded (Q, usage, successes)."""
+    meta: dict[str, Any]
+    """The raw Chroma metadata: packed static fields plus the utility events and idempotency keys."""
+    embedding: np.ndarray | None = None
+    """The question's embedding, when it was read or given (None: embed the question on write)."""
+
+    @property
+    def utility(self) -> dict[str, Any]:
+        """The utility keys of ``meta`` (events, compacted state, applied-task keys)."""
+        return {k: v for k, v in self.meta.items() if is_utility_key(k)}
 
 
 class TrajectoryStore:
@@ -169,10 +188,7 @@ class TrajectoryStore:
                 f"{path} is not a miaflow trajectory store (no {MARKER_FILE}) and is not empty; "
                 "give a new or empty folder"
             )
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (MARKER_FILE + ".tmp")
-        tmp.write_text(json.dumps({"format": _FORMAT, "version": _VERSION}))
-        os.replace(tmp, marker)
+        atomic_write_json(marker, {"format": _FORMAT, "version": _VERSION})
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -290,25 +306,8 @@ class TrajectoryStore:
 
     def iter_records(self, namespace: str | None = None) -> Iterator[MemoryRecord]:
         """Every record of a namespace (paged)."""
-        ns = self._ns(namespace)
-        for rec_id, meta, _ in self._scan(ns):
-            yield self._record(rec_id, meta, ns)
-
-    def _scan(self, ns: str, *, embeddings: bool = False) -> Iterator[tuple[str, dict[str, Any], Any]]:
-        col = self._collection(ns, create=False)
-        if col is None:
-            return
-        include = ["metadatas", "embeddings"] if embeddings else ["metadatas"]
-        offset = 0
-        while True:
-            with self._errors("scan records"):
-                got = col.get(include=include, limit=_PAGE, offset=offset)
-            if not got["ids"]:
-                return
-            embs = got.get("embeddings") if embeddings else None
-            for j, (rec_id, meta) in enumerate(zip(got["ids"], got["metadatas"], strict=True)):
-                yield rec_id, meta, (embs[j] if embs is not None else None)
-            offset += len(got["ids"])
+        for page in self._iter_records(namespace):
+            yield from (s.record for s in page)
 
     # ------------------------------------------------------------------ writes
     def _to_record(self, item: Trajectory | MemoryRecord, ns: str) -> MemoryRecord:
@@ -377,10 +376,11 @@ class TrajectoryStore:
         now = time.time()
         c = self.config
         scored = []
-        for rec_id, meta, _ in self._scan(ns):
-            st = self._fold(meta)
-            idle = max(0.0, now - (st.last_used or float(meta.get("created_at", now))))
-            scored.append((st.q + c.recency_weight * 2.0 ** (-idle / c.recency_half_life_s), rec_id))
+        for page in self._iter_records(ns):
+            for s in page:
+                idle = max(0.0, now - (s.record.last_used_at or float(s.meta.get("created_at", now))))
+                scored.append((s.record.q_value + c.recency_weight * 2.0 ** (-idle / c.recency_half_life_s),
+                               s.record.id))
         scored.sort()
         victims = [rid for _, rid in scored[: max(0, len(scored) - target)]]
         for i in range(0, len(victims), self._batch()):
@@ -541,6 +541,71 @@ class TrajectoryStore:
                 self._commit(ns, col)
         self.counters["deleted"] += len(victims)
         return len(victims)
+
+    # ------------------------------------------------------------------ batch interface (export, import, stats)
+    def _iter_records(self, namespace: str | None = None, *, embeddings: bool = False, batch: int = _PAGE
+                      ) -> Iterator[list[StoredRecord]]:
+        """Every record of a namespace as stored, in lists of up to ``batch`` (one Chroma read each)."""
+        ns = self._ns(namespace)
+        col = self._collection(ns, create=False)
+        if col is None:
+            return
+        include = ["metadatas", "embeddings"] if embeddings else ["metadatas"]
+        offset = 0
+        while True:
+            with self._errors("scan records"):
+                got = col.get(include=include, limit=batch, offset=offset)
+            if not got["ids"]:
+                return
+            embs = got.get("embeddings") if embeddings else None
+            yield [StoredRecord(record=self._record(rec_id, meta, ns), meta=meta,
+                                embedding=None if embs is None else np.asarray(embs[j], np.float32))
+                   for j, (rec_id, meta) in enumerate(zip(got["ids"], got["metadatas"], strict=True))]
+            offset += len(got["ids"])
+
+    def _stored(self, rec_id: str, meta: dict[str, Any], namespace: str | None = None,
+                embedding: Any = None) -> StoredRecord:
+        """Raw metadata checked as a record of this store (non-empty question, reward in range); raises
+        :class:`InvalidInputError` or ``ValueError`` on a bad one."""
+        rec = self._record(str(rec_id), meta, self._ns(namespace))
+        _check_question(rec.question)
+        _check_reward(rec.reward)
+        if not all(is_utility_key(k) for k in meta if k not in ("task_id", "rec")):
+            raise InvalidInputError("metadata keys other than the record and its utility keys")
+        emb = None if embedding is None else np.asarray(embedding, np.float32)
+        return StoredRecord(record=rec, meta=dict(meta), embedding=emb)
+
+    def _put_records(self, records: Sequence[StoredRecord]) -> int:
+        """Write records as they are (ids, static fields and utility keys kept; no write rules), each into its
+        record's namespace: an existing id is overwritten, utility keys included. Records without an embedding
+        are embedded from their question first, so a failure there writes nothing."""
+        by_ns: dict[str, list[StoredRecord]] = {}
+        for r in records:
+            by_ns.setdefault(self._check_ns(r.record.namespace), []).append(r)
+        vectors: dict[str, list[np.ndarray]] = {}
+        for ns, items in by_ns.items():
+            missing = [r.record.question for r in items if r.embedding is None]
+            fresh = iter(self._embed(missing)) if missing else iter(())
+            vectors[ns] = [r.embedding if r.embedding is not None else next(fresh) for r in items]
+        for ns, items in by_ns.items():
+            with self._lock, self._errors("write records"):
+                col = self._collection(ns, create=True)
+                before = int(col.count())
+                self._begin(ns, before, before + len(items))
+                step = self._batch()
+                for i in range(0, len(items), step):
+                    chunk = items[i:i + step]
+                    ids = [r.record.id for r in chunk]
+                    got = col.get(ids=ids, include=["metadatas"])
+                    old = dict(zip(got["ids"], got["metadatas"], strict=True))
+                    metas = []
+                    for r in chunk:  # utility keys the new record lacks are removed (None deletes a key)
+                        m: dict[str, Any] = {k: None for k in old.get(r.record.id, {}) if is_utility_key(k)}
+                        m.update(r.meta)
+                        metas.append(m)
+                    col.upsert(ids=ids, embeddings=np.stack(vectors[ns][i:i + step]), metadatas=metas)
+                self._commit(ns, col)
+        return sum(len(v) for v in by_ns.values())
 
     # ------------------------------------------------------------------ stats, export, import
     def stats(self, namespace: str | None = None) -> dict[str, Any]:

@@ -13,15 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..._io import atomic_write_bytes
+from ..._io import atomic_write_bytes, atomic_write_json
 from ...errors import MemoryStoreError
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "read_json", "conversation_dir"]
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    # one C-encoded string: much faster than json.dump
-    atomic_write_bytes(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:
