@@ -7,14 +7,18 @@ of the question), when it repeats an answer already judged wrong for the same ta
 or near, the passage it cites: near means at least ``min_support`` of its content words are in that passage. A
 yes / no answer to a yes / no question needs no passage check.
 
-The fallback picks a span of the cited passage (else the best one) without a model, deterministically:
-1. the sentence sharing most content words with the question's unanswered part (its words that are not in the
-   passage's title, which names what is already known), then with the whole question, then the first one;
+The fallback picks a span of the shown passages without a model, deterministically:
+1. of all sentences of all passages, the one sharing most content words with the question's unanswered part (its
+   words that are not in the passage's title, which names what is already known), then with the whole question,
+   then one of a cited passage, then the earlier passage and sentence (a cited passage is not trusted blindly:
+   the answer citing it was just rejected);
 2. in it, the candidate spans are the runs of words that are neither question words nor stop words, cut at
    punctuation ("of" / "the" may join two capitalised words: "University of Tulsa");
-3. the span kept prefers a capitalised word or a number (names, places, dates), then the one nearest to the
-   question's words in the sentence, then the first; it is cut to ``max_words`` words.
-Simplification: no parser and no answer-type detection beyond that preference; a yes / no question gets a span too.
+3. the span kept fits the answer type the question's wording asks for ("when" / "what year": a year; "how many":
+   a number; else a capitalised word or a number), then is nearest to the question's words in the sentence, then
+   first; it is cut to ``max_words`` words.
+Simplification: no parser; answer types are read from a few question words only. Questions that name their
+candidates ("A or B?", yes / no) are answered through :mod:`miaflow.agents.choices` before this fallback.
 """
 
 from __future__ import annotations
@@ -132,41 +136,71 @@ def _spans(sentence: str, qwords: set[str]) -> list[tuple[int, list[str]]]:
     return [(s, r) for s, r in runs if r[-1].lower() not in _JOINERS]
 
 
+_WANTS_YEAR = re.compile(r"^(when|what year|which year|in what year|in which year)\b|\b(what|which) (year|decade)\b", re.I)
+_WANTS_NUMBER = re.compile(r"\bhow (many|much|long|old|tall|far|high)\b|\bwhat (number|percentage|population)\b",
+                           re.I)
+
+
+def _wanted(question: str) -> str:
+    """The answer type a question asks for, as far as its wording shows: "year", "number" or "name"."""
+    q = " ".join(question.split())
+    if _WANTS_YEAR.search(q):
+        return "year"
+    if _WANTS_NUMBER.search(q):
+        return "number"
+    return "name"
+
+
+def _fits(run: list[str], wanted: str) -> bool:
+    text = " ".join(run)
+    if wanted == "year":
+        return bool(re.search(r"\b(1[0-9]{3}|20[0-9]{2})\b", text))
+    if wanted == "number":
+        return bool(re.search(r"\d", text)) or any(w.lower() in _NUMBER_WORDS for w in run)
+    return any(w[:1].isupper() or w[:1].isdigit() for w in run)
+
+
+_NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                 "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion"}
+
+
 def extractive_span(question: str, passages: Sequence[tuple[str, str, str]], *, prefer: Sequence[str] = (),
                     max_words: int = 6, avoid: Sequence[str] = ()) -> tuple[str, str]:
-    """(span, doc_id) from the preferred passages first, then the others in order; ("", "") when none is found.
+    """(span, doc_id) from the best-matching sentence of all passages; ("", "") when none is found.
     Spans equal to an ``avoid`` answer (known wrong) are skipped.
 
     >>> extractive_span("The band had its first performance in what city?",
     ...                 [("b", "Band", "The band formed in 2009. Their first performance was in Tulsa, Oklahoma.")])
     ('Tulsa', 'b')
+    >>> extractive_span("When did the band form?",
+    ...                 [("b", "Band", "The band, from Tulsa, formed in 2009.")])
+    ('2009', 'b')
     """
     qwords = set(tokenize(question))
-    order = [p for p in passages if p[0] in set(prefer)] + [p for p in passages if p[0] not in set(prefer)]
-    for doc_id, title, text in order:
-        sents = _sentences(text)
-        if not sents:
-            continue
+    wanted = _wanted(question)
+    bad = {normalize_answer(a) for a in avoid}
+    preferred = set(prefer)
+    scored: list[tuple[tuple[int, int, int, int, int], str, str]] = []
+    for rank, (doc_id, title, text) in enumerate(passages):
         rest = (qwords - set(tokenize(title))) or qwords  # the title names what is known; the rest is asked
-
-        def score(i: int, rest: set[str] = rest, sents: list[str] = sents) -> tuple[int, int, int]:
-            words = set(tokenize(sents[i]))
-            return (len(words & rest), len(words & qwords), -i)
-
-        best = sents[max(range(len(sents)), key=score)]
-        words = _WORD.findall(best)
+        for i, sent in enumerate(_sentences(text)):
+            words = set(tokenize(sent))
+            key = (len(words & rest), len(words & qwords), int(doc_id in preferred), -rank, -i)
+            scored.append((key, sent, doc_id))
+    scored.sort(key=lambda x: x[0], reverse=True)
+    for _key, sent, doc_id in scored:
+        words = _WORD.findall(sent)
         qpos = [i for i, w in enumerate(words) if w.lower() in qwords]
-        bad = {normalize_answer(a) for a in avoid}
-        cands = [c for c in _spans(best, qwords) if normalize_answer(" ".join(c[1][:max_words])) not in bad]
+        cands = [c for c in _spans(sent, qwords) if normalize_answer(" ".join(c[1][:max_words])) not in bad]
         if not cands:
             continue
 
-        def rank(c: tuple[int, list[str]], qpos: list[int] = qpos) -> tuple[int, int, int]:
+        def rank_span(c: tuple[int, list[str]], qpos: list[int] = qpos) -> tuple[int, int, int, int]:
             start, run = c
             named = any(w[:1].isupper() or w[:1].isdigit() for w in run)
             dist = min((abs(start - p) for p in qpos), default=start)
-            return (0 if named else 1, dist, start)
+            return (0 if _fits(run, wanted) else 1, 0 if named else 1, dist, start)
 
-        _start, run = min(cands, key=rank)
+        _start, run = min(cands, key=rank_span)
         return " ".join(run[:max_words]), doc_id
     return "", ""
