@@ -33,10 +33,12 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
 
-# Reproduce the shipped trained adapters from the training data (about an hour on a 2-core CPU; --resume continues).
+# Reproduce the shipped trained adapters from the training data (a few hours on a 2-core CPU; --resume continues):
+# both roles (recipe bundled), then a longer pass of the executor continuing it (recipe reader).
 DATA ?= ../shared/datasets
 adapters: setup
 	$(VENV)/bin/miaflow train --data $(DATA) --recipe bundled --out train-run --resume --install
+	$(VENV)/bin/miaflow train --data $(DATA) --recipe reader --init-from train-run --out train-run-reader --resume --install
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check miaflow tests examples
