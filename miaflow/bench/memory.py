@@ -13,10 +13,14 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from .report import BenchReport, Timer, percentile
 
 __all__ = ["command", "synthetic_trajectory"]
 
@@ -105,120 +109,147 @@ def command(
     out: Path = typer.Option(Path("bench-out"), "--out", help="Folder for memory.json and memory.png."),
 ) -> None:
     """Trajectory store: recall p50/p95 vs raw Chroma, write throughput, update latency and RSS at 10k/100k."""
+    from rich.console import Console
+
     from .._import_utils import offline_env
 
     offline_env()
-    import numpy as np
-    import psutil
-
-    from ..memory.embeddings import Embedder, EmbedderConfig
-    from ..memory.store import TrajectoryStore
-    from .report import BenchReport, percentile
-
     targets = sorted({int(s) for s in sizes.split(",") if s.strip()})
     if not targets or targets[0] < 10:
         raise typer.BadParameter("give sizes >= 10, e.g. --sizes 10000,100000")
+    rng = random.Random(seed)
+    per_size: dict[int, dict[str, Any]] = {}
+    with _bench_store(path, threads, seed) as bench:
+        config = {"sizes": targets, "queries": queries, "updates": updates, "batch": batch, "seed": seed,
+                  "k1": bench.store.config.k1, "k2": bench.store.config.k2}
+        for n_size, size in enumerate(targets):
+            bench.embedder.perturbed = perturbed_fill and n_size > 0
+            fill = bench.fill(size, batch, rng)
+            upd = bench.time_updates(size, updates, rng)
+            recall = bench.time_recalls(queries, rng)
+            per_size[size] = _figures(bench, size, fill, upd, recall)
+    build_report(out, config, per_size).finish(console=Console(width=200))
+
+
+# ---------------------------------------------------------------------------------------------- measure
+class _Bench:
+    """The store under test, its timed embedder, the real one (queries) and the ids written so far."""
+
+    def __init__(self, store: Any, embedder: _FillEmbedder, real: Any, folder: Path):
+        self.store, self.embedder, self.real, self.folder = store, embedder, real, folder
+        self.ids: list[str] = []
+        self.made = 0
+
+    def fill(self, size: int, batch: int, rng: random.Random) -> dict[str, Any]:
+        """Add synthetic trajectories (``batch`` per ``add_many``) until the store holds ``size``."""
+        store, emb0, added0, t_write = self.store, self.embedder.seconds, len(self.ids), 0.0
+        while store.count() < size:
+            todo = min(batch, size - store.count())
+            trajs = [synthetic_trajectory(self.made + j, rng) for j in range(todo)]
+            self.made += todo
+            with Timer() as t:
+                kept = store.add_many(trajs)
+            t_write += t.seconds
+            self.ids.extend(dict.fromkeys(kept))
+        written = len(self.ids) - added0
+        ratios = [rec.compression_ratio for rec in store.get(self.ids[-min(200, len(self.ids)):])]
+        return {"written": written, "write_per_s": written / t_write if t_write else float("nan"),
+                "embedding_share_of_write": (self.embedder.seconds - emb0) / t_write if t_write else float("nan"),
+                "ratios": ratios}
+
+    def time_updates(self, size: int, updates: int, rng: random.Random) -> list[float]:
+        """Utility-update latencies (ms), 5 memories per task."""
+        out = []
+        for u in range(updates):
+            used = rng.sample(self.ids, 5)
+            with Timer() as t:
+                self.store.update_utilities(f"bench-task-{size}-{u}", used, rng.choice([1.0, -1.0, 0.5]))
+            out.append(t.ms)
+        return out
+
+    def time_recalls(self, queries: int, rng: random.Random) -> dict[str, Any]:
+        """Recall against a raw Chroma query with the same embedding, k1 and fields, interleaved so both see the
+        same machine load; fresh questions of the same kind. Latencies in ms."""
+        import numpy as np
+
+        store, real = self.store, self.real
+        col = store._collection(store.namespace, create=False)
+        k1 = store.config.k1
+        qs = [synthetic_trajectory(-1 - j, rng).question for j in range(queries)]
+        for q in qs[:10]:  # warm-up
+            store.recall(q)
+        ms: dict[str, list[float]] = {"full": [], "raw": [], "post": [], "raw_q": []}
+        used_memory = 0
+        for j, q in enumerate(qs):
+            for which in ((0, 1) if j % 2 == 0 else (1, 0)):
+                t = time.perf_counter()
+                e = real.embed([q])[0]
+                t1 = time.perf_counter()
+                if which == 0:
+                    col.query(query_embeddings=np.asarray(e)[None, :], n_results=k1,
+                              include=["metadatas", "distances"])
+                else:
+                    used_memory += store.recall_by_embedding(e).used_memory
+                t2 = time.perf_counter()
+                ms["raw" if which == 0 else "full"].append((t2 - t) * 1000)
+                ms["raw_q" if which == 0 else "post"].append((t2 - t1) * 1000)
+        return {**ms, "with_memory": used_memory / max(1, len(qs))}
+
+
+@contextmanager
+def _bench_store(path: Path | None, threads: int, seed: int) -> Iterator[_Bench]:
+    """A trajectory store in ``path`` (a temporary folder, removed after, when None) with a warm, timed embedder.
+    The real embedder has no query cache: each query is embedded twice (raw Chroma, then the store) and a cache
+    hit would flatter one side."""
+    from ..memory.embeddings import Embedder, EmbedderConfig
+    from ..memory.store import TrajectoryStore
+
     tmp = Path(tempfile.mkdtemp(prefix="miaflow-bench-memory-")) if path is None else None
     folder = (tmp / "store") if tmp else path
     assert folder is not None
-    rng = random.Random(seed)
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
-    # no query cache: each query is embedded twice (raw Chroma, then the store) and a cache hit would flatter one side
     real = Embedder(config=EmbedderConfig(query_cache_size=0))
     embedder = _FillEmbedder(real, seed)
     embedder.embed(["warm up the embedder"])
     embedder.seconds = 0.0
     store = TrajectoryStore(folder, embedder=embedder)
-    proc = psutil.Process()
-    report = BenchReport("memory", out, config={"sizes": targets, "queries": queries, "updates": updates,
-                                                 "batch": batch, "seed": seed, "k1": store.config.k1,
-                                                 "k2": store.config.k2})
-    rows, per_size = [], {}
-    ids: list[str] = []
-    n_made = 0
     try:
-        for n_size, size in enumerate(targets):
-            embedder.perturbed = perturbed_fill and n_size > 0
-            t_write = 0.0
-            emb0 = embedder.seconds
-            added0 = len(ids)
-            ratios = []
-            while store.count() < size:
-                todo = min(batch, size - store.count())
-                trajs = [synthetic_trajectory(n_made + j, rng) for j in range(todo)]
-                n_made += todo
-                t = time.perf_counter()
-                kept = store.add_many(trajs)
-                t_write += time.perf_counter() - t
-                ids.extend(dict.fromkeys(kept))
-            n_written = len(ids) - added0
-            write_rate = n_written / t_write if t_write else float("nan")
-            emb_share = (embedder.seconds - emb0) / t_write if t_write else float("nan")
-            for rec in store.get(ids[-min(200, len(ids)):]):
-                ratios.append(rec.compression_ratio)
-
-            # utility updates: 5 memories per task
-            upd = []
-            for u in range(updates):
-                used = rng.sample(ids, 5)
-                t = time.perf_counter()
-                store.update_utilities(f"bench-task-{size}-{u}", used, rng.choice([1.0, -1.0, 0.5]))
-                upd.append((time.perf_counter() - t) * 1000)
-
-            # recall vs raw Chroma query, interleaved; queries are fresh questions of the same kind
-            col = store._collection(store.namespace, create=False)
-            k1 = store.config.k1
-            qs = [synthetic_trajectory(-1 - j, rng).question for j in range(queries)]
-            for q in qs[:10]:  # warm-up
-                store.recall(q)
-            full, raw, post, raw_q = [], [], [], []
-            used_memory = 0
-            for j, q in enumerate(qs):
-                order = (0, 1) if j % 2 == 0 else (1, 0)
-                for which in order:
-                    if which == 0:
-                        t = time.perf_counter()
-                        e = real.embed([q])[0]
-                        t1 = time.perf_counter()
-                        col.query(query_embeddings=np.asarray(e)[None, :], n_results=k1,
-                                  include=["metadatas", "distances"])
-                        t2 = time.perf_counter()
-                        raw.append((t2 - t) * 1000)
-                        raw_q.append((t2 - t1) * 1000)
-                    else:
-                        t = time.perf_counter()
-                        e = real.embed([q])[0]
-                        t1 = time.perf_counter()
-                        r = store.recall_by_embedding(e)
-                        t2 = time.perf_counter()
-                        full.append((t2 - t) * 1000)
-                        post.append((t2 - t1) * 1000)
-                        used_memory += r.used_memory
-            rss = proc.memory_info().rss / 2**20
-            res = {
-                "size": size, "written": n_written, "fill": "perturbed" if embedder.perturbed else "real", "write_per_s": write_rate, "embedding_share_of_write": emb_share,
-                "recall_p50_ms": percentile(full, 50), "recall_p95_ms": percentile(full, 95),
-                "raw_p50_ms": percentile(raw, 50), "raw_p95_ms": percentile(raw, 95),
-                "ratio_p50": percentile(full, 50) / percentile(raw, 50),
-                "ratio_p95": percentile(full, 95) / percentile(raw, 95),
-                "store_query_p50_ms": percentile(post, 50), "raw_query_p50_ms": percentile(raw_q, 50),
-                "update_p50_ms": percentile(upd, 50), "update_p95_ms": percentile(upd, 95),
-                "queries_with_memory": used_memory / max(1, len(qs)),
-                "mean_compression_ratio": float(np.mean(ratios)) if ratios else float("nan"),
-                "rss_mb": rss, "disk_mb": _dir_mb(folder),
-            }
-            per_size[size] = res
-            rows.append([size, f"{write_rate:.0f}" + (" (perturbed)" if embedder.perturbed else ""), f"{emb_share:.0%}", res["recall_p50_ms"], res["recall_p95_ms"],
-                         res["raw_p50_ms"], res["raw_p95_ms"], res["ratio_p50"], res["ratio_p95"],
-                         res["store_query_p50_ms"], res["raw_query_p50_ms"], res["update_p50_ms"],
-                         f"{rss:.0f}", f"{res['disk_mb']:.0f}"])
+        yield _Bench(store, embedder, real, folder)
     finally:
         store.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _figures(bench: _Bench, size: int, fill: dict[str, Any], upd: list[float], r: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import psutil
+
+    full, raw = r["full"], r["raw"]
+    return {
+        "size": size, "written": fill["written"], "fill": "perturbed" if bench.embedder.perturbed else "real",
+        "write_per_s": fill["write_per_s"], "embedding_share_of_write": fill["embedding_share_of_write"],
+        "recall_p50_ms": percentile(full, 50), "recall_p95_ms": percentile(full, 95),
+        "raw_p50_ms": percentile(raw, 50), "raw_p95_ms": percentile(raw, 95),
+        "ratio_p50": percentile(full, 50) / percentile(raw, 50), "ratio_p95": percentile(full, 95) / percentile(raw, 95),
+        "store_query_p50_ms": percentile(r["post"], 50), "raw_query_p50_ms": percentile(r["raw_q"], 50),
+        "update_p50_ms": percentile(upd, 50), "update_p95_ms": percentile(upd, 95),
+        "queries_with_memory": r["with_memory"],
+        "mean_compression_ratio": float(np.mean(fill["ratios"])) if fill["ratios"] else float("nan"),
+        "rss_mb": psutil.Process().memory_info().rss / 2**20, "disk_mb": _dir_mb(bench.folder),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- report
+def build_report(out: Path | None, config: dict[str, Any], per_size: dict[int, dict[str, Any]]) -> BenchReport:
+    report = BenchReport("memory", out, config=config)
+    rows = [[size, f"{r['write_per_s']:.0f}" + (" (perturbed)" if r["fill"] == "perturbed" else ""),
+             f"{r['embedding_share_of_write']:.0%}", r["recall_p50_ms"], r["recall_p95_ms"], r["raw_p50_ms"],
+             r["raw_p95_ms"], r["ratio_p50"], r["ratio_p95"], r["store_query_p50_ms"], r["raw_query_p50_ms"],
+             r["update_p50_ms"], f"{r['rss_mb']:.0f}", f"{r['disk_mb']:.0f}"] for size, r in per_size.items()]
     report.table(
         "Trajectory store (ms; recall includes the query embedding; raw = embedding + collection.query, same k1/fields)",
         ["size", "writes/s", "embed share", "recall p50", "recall p95", "raw p50", "raw p95", "ratio p50",
@@ -226,26 +257,24 @@ def command(
         rows,
     )
     report.results["sizes"] = per_size
-    last = per_size[targets[-1]]
-    real_fills = [per_size[s]["write_per_s"] for s in targets if per_size[s]["fill"] == "real"]
+    last = per_size[max(per_size)]
+    real_fills = [r["write_per_s"] for r in per_size.values() if r["fill"] == "real"]
     report.headline = {
-        "size": targets[-1], "recall_p50_ms": last["recall_p50_ms"], "recall_p95_ms": last["recall_p95_ms"],
+        "size": last["size"], "recall_p50_ms": last["recall_p50_ms"], "recall_p95_ms": last["recall_p95_ms"],
         "overhead_ratio_p50": last["ratio_p50"], "overhead_ratio_p95": last["ratio_p95"],
         "write_per_s": real_fills[-1] if real_fills else float("nan"), "rss_mb": last["rss_mb"],
     }
+    report.plot("memory.png", lambda fig: _draw(fig, per_size))
+    return report
 
-    def draw(fig: Any) -> None:
-        ax = fig.add_subplot(1, 1, 1)
-        xs = list(per_size)
-        for key, label in (("recall_p50_ms", "recall p50"), ("recall_p95_ms", "recall p95"),
-                           ("raw_p50_ms", "raw Chroma p50"), ("raw_p95_ms", "raw Chroma p95")):
-            ax.plot(xs, [per_size[x][key] for x in xs], marker="o", label=label)
-        ax.set_xscale("log")
-        ax.set_xlabel("stored trajectories")
-        ax.set_ylabel("ms (query embedding included)")
-        ax.legend()
 
-    report.plot("memory.png", draw)
-    from rich.console import Console
-
-    report.finish(console=Console(width=200))
+def _draw(fig: Any, per_size: dict[int, dict[str, Any]]) -> None:
+    ax = fig.add_subplot(1, 1, 1)
+    xs = list(per_size)
+    for key, label in (("recall_p50_ms", "recall p50"), ("recall_p95_ms", "recall p95"),
+                       ("raw_p50_ms", "raw Chroma p50"), ("raw_p95_ms", "raw Chroma p95")):
+        ax.plot(xs, [per_size[x][key] for x in xs], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("stored trajectories")
+    ax.set_ylabel("ms (query embedding included)")
+    ax.legend()

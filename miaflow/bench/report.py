@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchReport", "percentile", "Timer"]
+__all__ = ["BenchReport", "percentile", "percentiles", "mean", "Timer", "cached_file", "write_json"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -26,8 +26,49 @@ def percentile(values: Sequence[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def percentiles(values: Sequence[float], *qs: float) -> tuple[float, ...]:
+    """Several percentiles of one list (``percentiles(ms, 50, 95)``).
+
+    >>> percentiles([1.0, 2.0, 3.0, 4.0, 5.0], 50, 100)
+    (3.0, 5.0)
+    """
+    return tuple(percentile(values, q) for q in qs)
+
+
+def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean; NaN for no values (a figure with nothing measured shows as nan, not as 0).
+
+    >>> mean([1, 2]), mean([])
+    (1.5, nan)
+    """
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def cached_file(cache: Path, name: str, filename: str, payload: str) -> Path:
+    """``payload`` written once under ``cache/<name>-<hash of payload>/<filename>`` (atomically) and reused by
+    later runs: the data files a benchmark cuts out of a bigger one (its corpus is then only their paragraphs),
+    so that an index built on them in the same cache folder is reused too."""
+    import hashlib
+
+    from .._io import atomic_write_text
+
+    tag = hashlib.sha1(payload.encode()).hexdigest()[:10]
+    path = Path(cache) / f"{name}-{tag}" / filename
+    if not path.exists():
+        atomic_write_text(path, payload)
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    """A side file of raw measurements (a run's per-task rows) beside the report, written atomically, indented,
+    unknown objects as text."""
+    from .._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))
+
+
 class Timer:
-    """``with Timer() as t: ...`` then ``t.seconds``."""
+    """``with Timer() as t: ...`` then ``t.seconds`` (or ``t.ms``)."""
 
     def __enter__(self) -> Timer:
         self.start = time.perf_counter()
@@ -36,6 +77,10 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+    @property
+    def ms(self) -> float:
+        return 1000.0 * self.seconds
 
 
 @dataclass
@@ -69,6 +114,8 @@ class BenchReport:
         from rich.console import Console
         from rich.table import Table
 
+        from .._io import atomic_write_text
+
         console = console or Console()
         for t in self.tables:
             table = Table(title=t.title)
@@ -88,7 +135,7 @@ class BenchReport:
         if self.out_dir is not None:
             out = Path(self.out_dir)
             out.mkdir(parents=True, exist_ok=True)
-            (out / f"{self.name}.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+            atomic_write_text(out / f"{self.name}.json", json.dumps(payload, indent=2, default=_json_default))
             for filename, draw in self.plots:
                 import matplotlib
 

@@ -9,9 +9,13 @@ memory-on pass starts from an empty trajectory store and learns as it goes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from .report import Timer, cached_file
 
 __all__ = ["command", "run_bench"]
 
@@ -38,7 +42,6 @@ def command(
 
 def _subset(data: Path, format: str, limit: int, cache: Path) -> Path:  # noqa: A002
     """The first ``limit`` questions of ``data`` in a file of their own (their paragraphs are the corpus)."""
-    import hashlib
     import json
 
     if format == "hotpotqa":
@@ -47,17 +50,7 @@ def _subset(data: Path, format: str, limit: int, cache: Path) -> Path:  # noqa: 
         payload, suffix = "".join(lines), ".jsonl"
     else:
         payload, suffix = json.dumps(json.loads(data.read_text(encoding="utf-8"))[:limit]), ".json"
-    tag = hashlib.sha1(payload.encode()).hexdigest()[:10]
-    folder = cache / f"{data.stem}-first{limit}-{tag}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{data.stem}{suffix}"
-    if not path.exists():
-        path.write_text(payload, encoding="utf-8")
-    return path
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else float("nan")
+    return cached_file(cache, f"{data.stem}-first{limit}", f"{data.stem}{suffix}", payload)
 
 
 def _adapter_roles(llm, spec: str) -> dict[str, str]:  # noqa: ANN001
@@ -93,26 +86,30 @@ def _adapter_roles(llm, spec: str) -> dict[str, str]:  # noqa: ANN001
     return roles
 
 
-def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: str = "local",  # noqa: A002
-              memory: str = "both", reflect: bool = True, corpus: str = "questions", index_dir: Path | None = None,
-              out: Path | None = Path("bench-out"), llm=None, adapters: list[str] | None = None) -> dict:  # noqa: ANN001
+@dataclass
+class _Setup:
+    """What every arm shares: the questions, their corpus index and the model."""
+
+    data: Path
+    questions: list[Any]
+    index: Any
+    llm: Any
+    modes: list[str]
+    config: Any
+    seconds: dict[str, float]
+
+
+def prepare(*, data: Path, format: str, limit: int, model: str, memory: str, reflect: bool,  # noqa: A002
+            corpus: str, index_dir: Path | None, llm: Any = None) -> _Setup:
+    """Check the options, cut the data to the questions asked, open (or build) the index and load the model."""
     import hashlib
-    import tempfile
-    import time
-    from dataclasses import replace
 
-    from rich.console import Console
-
+    from .._cache import cache_dir
     from ..agents import ExecutorConfig, PlannerConfig
-    from ..agents.answer_check import restates_question
     from ..errors import InvalidInputError
     from ..llm import load_chat_model
-    from ..memory import TrajectoryStore
     from ..tools import CorpusIndex, load_questions
-    from ..workflows import ResearchConfig, ResearchWorkflow
-    from .report import BenchReport, percentile
-
-    console = Console()
+    from ..workflows import ResearchConfig
 
     if format not in ("hotpotqa", "musique"):
         raise InvalidInputError(f"--format must be hotpotqa or musique, got {format!r}")
@@ -124,135 +121,104 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
     data = Path(data).expanduser().resolve()
     if not data.is_file():
         raise InvalidInputError(f"data file not found: {data}")
-    from ..llm.bundled import cache_dir
-
     cache = cache_dir() / "bench-index"
     if corpus == "questions":
         data = _subset(data, format, limit, cache)
     questions = load_questions(data, format)[:limit]
-    t0 = time.perf_counter()
-    if index_dir is None:
-        tag = hashlib.sha1(str(data).encode()).hexdigest()[:10]
-        index_dir = cache / f"{data.stem}-{tag}"
-    index = CorpusIndex.open(data, index_dir, format=format)
-    t_index = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    llm = llm or load_chat_model(model)
-    t_model = time.perf_counter() - t0
+    with Timer() as t_index:
+        if index_dir is None:
+            index_dir = cache / f"{data.stem}-{hashlib.sha1(str(data).encode()).hexdigest()[:10]}"
+        index = CorpusIndex.open(data, index_dir, format=format)
+    with Timer() as t_model:
+        llm = llm or load_chat_model(model)
     config = ResearchConfig(planner=PlannerConfig(max_tokens=64),
-                            executor=ExecutorConfig(answer_max_tokens=24, passage_chars=400),
-                            reflect=reflect)
-    report = BenchReport("research", out, config={
-        "data": str(data), "format": format, "limit": limit, "model": getattr(llm, "name", model),
-        "memory": memory, "reflect": reflect, "corpus": corpus, "corpus_docs": len(index), "index_seconds": t_index,
-        "model_load_seconds": t_model})
-    sets = adapters or ["default"]
-    arms = [(a, m) for a in sets for m in modes]
-    per_mode: dict[str, list[dict]] = {}
-    for aset, mode in arms:
-        arm = mode if len(sets) == 1 else f"{aset}_{mode}"
-        roles = _adapter_roles(llm, aset)
-        tmp = tempfile.TemporaryDirectory(prefix="miaflow-bench-") if mode == "on" else None
-        store = TrajectoryStore(Path(tmp.name) / "memory") if tmp else None
-        arm_config = replace(config, planner=replace(config.planner, adapter=roles.get("planner")),
-                             executor=replace(config.executor, adapter=roles.get("executor")))
-        saved_roles = getattr(llm, "role_adapters", None)
+                            executor=ExecutorConfig(answer_max_tokens=24, passage_chars=400), reflect=reflect)
+    return _Setup(data=data, questions=questions, index=index, llm=llm, modes=modes, config=config,
+                  seconds={"index": t_index.seconds, "model": t_model.seconds})
+
+
+def _workflow(setup: _Setup, roles: dict[str, str], store: Any) -> Any:
+    """The research workflow of one arm: its adapters named in its config (None there means the base model)."""
+    from dataclasses import replace
+
+    from ..workflows import ResearchWorkflow
+
+    cfg = setup.config
+    arm_config = replace(cfg, planner=replace(cfg.planner, adapter=roles.get("planner")),
+                         executor=replace(cfg.executor, adapter=roles.get("executor")))
+    llm = setup.llm
+    saved_roles = getattr(llm, "role_adapters", None)
+    if saved_roles is not None:
+        llm.role_adapters = {}
+    try:
+        return ResearchWorkflow(planner=llm, index=setup.index, store=store, config=arm_config)
+    finally:
         if saved_roles is not None:
-            llm.role_adapters = {}  # the arm's config names its adapters; None there means the base model
-        try:
-            wf = ResearchWorkflow(planner=llm, index=index, store=store, config=arm_config)
-        finally:
-            if saved_roles is not None:
-                llm.role_adapters = saved_roles
-        report.config.setdefault("arms", {})[arm] = {"adapters": aset, "memory": mode, "roles": roles}
+            llm.role_adapters = saved_roles
+
+
+def _question_row(q: Any, res: Any, wall: float) -> dict[str, Any]:
+    """The measures of one answered question."""
+    from ..agents.answer_check import restates_question
+
+    sup = list(q.supporting_ids)
+    found = sum(s in res.retrieved_ids for s in sup)
+    return {
+        "id": q.id, "question": q.question, "gold": q.answer, "answer": res.answer,
+        "citations": res.citations, "em": res.em or 0.0, "f1": res.f1 or 0.0,
+        "support_recall": found / len(sup) if sup else float("nan"),
+        "cited_gold": any(c in sup for c in res.citations), "tool_calls": len(res.steps),
+        "tokens": res.tokens["total"], "model_calls": res.tokens["calls"], "wall_s": wall,
+        "model_s": res.timings["model"], "replan": res.replan_decision, "plan_fallback": res.plan_fallback,
+        "used_memories": len(res.used_memory_ids),
+        "restated": not res.answer.strip() or restates_question(res.answer, q.question),
+        "answer_fallbacks": int(getattr(res, "answer_fallbacks", 0) or 0),
+    }
+
+
+def measure_arm(setup: _Setup, arm: str, mode: str, roles: dict[str, str], console: Any) -> dict[str, Any]:
+    """Every question once with one arm (memory ``mode`` "on" starts from an empty store): per-question rows and
+    the memories stored."""
+    import tempfile
+
+    from ..memory import TrajectoryStore
+
+    with tempfile.TemporaryDirectory(prefix="miaflow-bench-") as tmp:
+        store = TrajectoryStore(Path(tmp) / "memory") if mode == "on" else None
+        wf = _workflow(setup, roles, store)
         rows = []
-        for qi, q in enumerate(questions, 1):
-            gold = [q.answer, *q.answer_aliases]
-            w0 = time.perf_counter()
-            res = wf.run(q.question, gold=gold, task_id=f"{mode}-{q.id}")
-            wall = time.perf_counter() - w0
-            sup = list(q.supporting_ids)
-            found = sum(s in res.retrieved_ids for s in sup)
-            rows.append({
-                "id": q.id, "question": q.question, "gold": q.answer, "answer": res.answer,
-                "citations": res.citations, "em": res.em or 0.0, "f1": res.f1 or 0.0,
-                "support_recall": found / len(sup) if sup else float("nan"),
-                "cited_gold": any(c in sup for c in res.citations), "tool_calls": len(res.steps),
-                "tokens": res.tokens["total"], "model_calls": res.tokens["calls"], "wall_s": wall,
-                "model_s": res.timings["model"], "replan": res.replan_decision, "plan_fallback": res.plan_fallback,
-                "used_memories": len(res.used_memory_ids),
-                "restated": not res.answer.strip() or restates_question(res.answer, q.question),
-                "answer_fallbacks": int(getattr(res, "answer_fallbacks", 0) or 0),
-            })
-            console.print(f"[dim]{arm} {qi}/{len(questions)}: F1 {rows[-1]['f1']:.2f}, "
-                          f"gold recall {rows[-1]['support_recall']:.2f}, {wall:.1f}s[/]")
+        for qi, q in enumerate(setup.questions, 1):
+            with Timer() as t:
+                res = wf.run(q.question, gold=[q.answer, *q.answer_aliases], task_id=f"{mode}-{q.id}")
+            rows.append(_question_row(q, res, t.seconds))
+            console.print(f"[dim]{arm} {qi}/{len(setup.questions)}: F1 {rows[-1]['f1']:.2f}, "
+                          f"gold recall {rows[-1]['support_recall']:.2f}, {t.seconds:.1f}s[/]")
+        stored = store.count() if store is not None else 0
         if store is not None:
-            rows_mem = store.count()
             store.close()
-            tmp.cleanup()
-        else:
-            rows_mem = 0
-        per_mode[arm] = rows
-        report.results[f"memory_{arm}"] = {"questions": rows, "memories_stored": rows_mem}
-    summary_cols = ["arm", "EM", "F1", "gold para recall", "cited gold", "tool calls/q", "tokens/q",
-                    "wall s/q (p50)", "wall s/q (p90)", "outside model", "replans", "default plans",
-                    "memories used/q", "usable plans", "restated", "answer fallbacks"]
-    summary = []
-    for mode, rows in per_mode.items():
-        wall = [r["wall_s"] for r in rows]
-        outside = (sum(wall) - sum(r["model_s"] for r in rows)) / sum(wall)
-        s = {
-            "em": _mean([r["em"] for r in rows]), "f1": _mean([r["f1"] for r in rows]),
-            "support_recall": _mean([r["support_recall"] for r in rows]),
-            "cited_gold": _mean([float(r["cited_gold"]) for r in rows]),
-            "tool_calls": _mean([r["tool_calls"] for r in rows]), "tokens": _mean([r["tokens"] for r in rows]),
-            "wall_p50": percentile(wall, 50), "wall_p90": percentile(wall, 90), "outside_model_share": outside,
-            "replans": sum(r["replan"] for r in rows), "plan_fallbacks": sum(r["plan_fallback"] for r in rows),
-            "memories_used": _mean([r["used_memories"] for r in rows]),
-            "usable_plans": 1.0 - _mean([float(r["plan_fallback"]) for r in rows]),
-            "restated": sum(r["restated"] for r in rows),
-            "answer_fallbacks": sum(r["answer_fallbacks"] for r in rows),
-        }
-        report.results[f"summary_{mode}"] = s
-        summary.append([mode, s["em"], s["f1"], s["support_recall"], s["cited_gold"], s["tool_calls"], s["tokens"],
-                        s["wall_p50"], s["wall_p90"], f"{outside:.1%}", s["replans"], s["plan_fallbacks"],
-                        s["memories_used"], f"{s['usable_plans']:.0%}", s["restated"], s["answer_fallbacks"]])
-        report.headline[f"em_{mode}"] = s["em"]
-        report.headline[f"f1_{mode}"] = s["f1"]
-        report.headline[f"recall_{mode}"] = s["support_recall"]
-        report.headline[f"outside_model_{mode}"] = round(outside, 4)
-        report.headline[f"usable_plans_{mode}"] = round(s["usable_plans"], 3)
-        report.headline[f"restated_{mode}"] = s["restated"]
-    first = next(iter(per_mode.values()))
-    report.table(f"research per question ({next(iter(per_mode))})",
-                 ["#", "answer", "gold", "EM", "F1", "gold recall", "tools", "tokens", "wall s"],
-                 [[i, r["answer"][:30], r["gold"][:30], r["em"], r["f1"], r["support_recall"], r["tool_calls"],
-                   r["tokens"], r["wall_s"]] for i, r in enumerate(first, 1)])
-    report.table(f"research: {len(questions)} {format} questions, {report.config['model']}", summary_cols, summary)
-    report.headline["questions"] = len(questions)
+    return {"questions": rows, "memories_stored": stored}
 
-    def draw(fig) -> None:  # noqa: ANN001
-        ax1, ax2 = fig.subplots(1, 2)
-        names = list(per_mode)
-        x = range(len(first))
-        width = 0.8 / len(names)
-        for j, m in enumerate(names):
-            ax1.bar([i + j * width for i in x], [r["f1"] for r in per_mode[m]], width, label=m)
-        ax1.set_xticks([i + width * (len(names) - 1) / 2 for i in x], [str(i + 1) for i in x])
-        ax1.set_xlabel("question")
-        ax1.set_ylabel("F1")
-        ax1.set_title("F1 per question")
-        ax1.legend()
-        for j, m in enumerate(names):
-            rows = per_mode[m]
-            model_s = sum(r["model_s"] for r in rows)
-            other = sum(r["wall_s"] for r in rows) - model_s
-            ax2.bar(j, model_s, color="tab:blue", label="model calls" if j == 0 else None)
-            ax2.bar(j, other, bottom=model_s, color="tab:orange", label="everything else" if j == 0 else None)
-        ax2.set_xticks(range(len(names)), names)
-        ax2.set_ylabel("seconds (all questions)")
-        ax2.set_title("where the wall time goes")
-        ax2.legend()
 
-    report.plot("research.png", draw)
-    return report.finish()
+def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: str = "local",  # noqa: A002
+              memory: str = "both", reflect: bool = True, corpus: str = "questions", index_dir: Path | None = None,
+              out: Path | None = Path("bench-out"), llm: Any = None, adapters: list[str] | None = None) -> dict:
+    """Prepare, measure every (adapter set, memory) arm on the same questions, report."""
+    from rich.console import Console
+
+    from ._research_report import build_report
+
+    setup = prepare(data=data, format=format, limit=limit, model=model, memory=memory, reflect=reflect,
+                    corpus=corpus, index_dir=index_dir, llm=llm)
+    config = {"data": str(setup.data), "format": format, "limit": limit,
+              "model": getattr(setup.llm, "name", model), "memory": memory, "reflect": reflect, "corpus": corpus,
+              "corpus_docs": len(setup.index), "index_seconds": setup.seconds["index"],
+              "model_load_seconds": setup.seconds["model"], "arms": {}}
+    sets = adapters or ["default"]
+    measured: dict[str, dict[str, Any]] = {}
+    console = Console()
+    for aset, mode in [(a, m) for a in sets for m in setup.modes]:
+        arm = mode if len(sets) == 1 else f"{aset}_{mode}"
+        roles = _adapter_roles(setup.llm, aset)
+        config["arms"][arm] = {"adapters": aset, "memory": mode, "roles": roles}
+        measured[arm] = measure_arm(setup, arm, mode, roles, console)
+    return build_report(out, config, measured, n_questions=len(setup.questions)).finish()
