@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(None, "--port", min=1, max=65535, help="Serve streamable HTTP on this port "
                                  "(path /mcp) instead of stdio."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind with --port."),
+        corpus_root: list[Path] = typer.Option(None, "--corpus-root", help="A folder whose corpora `research` may "
+                                               "read when a client names one (repeatable; default: the current "
+                                               "folder). The --corpus default and the shipped sample are always "
+                                               "allowed."),
         warm: bool = typer.Option(False, "--warm", help="Load the model and index the default corpus before "
                                   "serving (default: on the first research request)."),
     ) -> None:
@@ -35,8 +39,10 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)  # stdout carries the protocol over stdio
         try:
+            roots = [str(r) for r in corpus_root] if corpus_root else [str(Path.cwd())]
             agent = ResearchAgent(AgentConfig(model=model, corpus=str(corpus) if corpus else None,
-                                              state=str(state.expanduser()), memory=memory, reflect=reflect))
+                                              state=str(state.expanduser()), memory=memory, reflect=reflect,
+                                              corpus_roots=roots))
             if warm:
                 agent.warm()
         except MiaflowError as e:

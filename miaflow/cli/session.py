@@ -1,6 +1,10 @@
 """``miaflow session QUESTIONS.jsonl --corpus DIR [--learn]``: answer a stream of questions with a group of plans
 each, remember every run, and (with ``--learn``) train the planner's LoRA adapter with GRPO in the background.
-Everything lives under ``--state`` so a killed session continues with ``--resume``."""
+Everything lives under ``--state`` so a killed session continues with ``--resume``.
+
+``--model URL`` answers through an OpenAI-compatible server (vLLM); with ``--learn`` the planner adapter trains
+here from ``--base-model`` (the server's base model, default the bundled one) and each promoted version is loaded
+into the server (``VLLMAdapterPublisher``), where the next answers select it."""
 
 from __future__ import annotations
 
@@ -47,7 +51,12 @@ def register(app: typer.Typer) -> None:
         no_memory: bool = typer.Option(False, "--no-memory", help="Answer without the trajectory memory."),
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
         fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
-        model: str = typer.Option(None, "--model", help="Model folder (default: the bundled SmolLM2)."),
+        model: str = typer.Option(None, "--model", help="'local' (the bundled SmolLM2, the default), a model "
+                                  "folder, or an OpenAI-compatible server URL http://host:port/v1[/NAME] (vLLM with "
+                                  "--enable-lora to learn)."),
+        base_model: Path = typer.Option(None, "--base-model", help="With --model URL and --learn: folder of the "
+                                        "server's base model, where the planner adapter trains (default: the "
+                                        "bundled model folder)."),
         finish_training: bool = _option("finish_training",
                                         "--finish-training/--no-finish-training"),
     ) -> None:
@@ -59,7 +68,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             _run(console, questions, corpus, learn, judge, epochs, resume, restart, state, group_size, heldback,
-                 no_memory, limit, fmt, model, finish_training)
+                 no_memory, limit, fmt, model, base_model, finish_training)
         except MiaflowError as e:
             console.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
@@ -69,8 +78,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(console, questions, corpus, learn, judge, epochs, resume, restart, state, group_size, heldback,  # noqa: ANN001
-         no_memory, limit, fmt, model, finish_training) -> None:
+         no_memory, limit, fmt, model, base_model, finish_training) -> None:
     from .._import_utils import offline_env
+    from ..errors import InvalidInputError
     from ..workflows.session import SessionConfig, SessionSpec, build_session, load_session_questions
 
     offline_env()
@@ -80,13 +90,22 @@ def _run(console, questions, corpus, learn, judge, epochs, resume, restart, stat
     spec = SessionSpec(session=SessionConfig(group_size=group_size, judge=judge, epochs=epochs, learn=learn,
                                              remember=not no_memory, finish_training=finish_training),
                        use_memory=not no_memory)
+    served = _is_url(model)
+    if base_model is not None and not served:
+        raise InvalidInputError("--base-model is for a session on a served model (--model URL); a local model "
+                                "trains its own weights")
     chat = None
     if model:
-        from ..llm import LocalChatModel
+        from ..llm import load_chat_model
 
-        chat = LocalChatModel(model)
+        chat = load_chat_model(model)
+    wiring: dict[str, Any] = {}
+    if served and learn:
+        wiring = _served_learning(chat, base_model, spec.planner_adapter or "planner", bool(held))
+        console.print(f"answering through {chat.base_url}; the planner adapter trains here from "
+                      f"{wiring['model_dir']} and each promoted version is published to the server")
     with console.status("loading the model, the corpus index and the memory..."):
-        sess = build_session(corpus, state, spec, chat=chat, heldback=held)
+        sess = build_session(corpus, state, spec, chat=chat, heldback=held, **wiring)
 
     def show(o) -> None:  # noqa: ANN001
         flag = " [yellow](training)[/]" if o.training else ""
@@ -110,4 +129,32 @@ def _run(console, questions, corpus, learn, judge, epochs, resume, restart, stat
                           "the answers above were given without learning from that point")
         elif ln["error"]:
             console.print(f"[bold yellow]warning:[/] a GRPO step failed: {ln['error']}")
+    if wiring:
+        console.print(f"serving on {chat.base_url}: {wiring['publisher'].published or 'the base model'}")
     console.print(f"state kept in {state} (continue with --resume)")
+
+
+def _is_url(spec: str | None) -> bool:
+    return bool(spec) and spec.startswith(("http://", "https://"))
+
+
+def _served_learning(chat: Any, base_model: Path | None, adapter: str, gated: bool) -> dict[str, Any]:
+    """What a session on a served model learns with: the base model folder it trains from, a publisher that
+    loads promoted versions into the server and routes ``adapter`` to them, and one that loads versions to gate
+    under their own names."""
+    from ..errors import InvalidInputError
+    from ..rl.publish import VLLMAdapterPublisher
+
+    if base_model is None:
+        from ..llm.bundled import prepare_bundled_model
+
+        base_model = prepare_bundled_model()
+    base_model = base_model.expanduser()
+    if not (base_model / "config.json").is_file():
+        raise InvalidInputError(f"--base-model {base_model} is not a model folder (no config.json): give the "
+                                "folder of the base model the server serves")
+    key = chat.client.api_key if chat.client.api_key != "EMPTY" else None
+    publisher = VLLMAdapterPublisher(chat.base_url, prefix=adapter, api_key=key, chat_model=chat,
+                                     adapter_name=adapter)
+    evaluate = VLLMAdapterPublisher(chat.base_url, prefix=f"{adapter}-eval", api_key=key) if gated else None
+    return {"model_dir": base_model, "publisher": publisher, "eval_publisher": evaluate}

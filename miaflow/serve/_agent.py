@@ -1,5 +1,6 @@
 """The research agent the servers share: one model per process, loaded on first use, one workflow (and corpus
-index) per corpus, and the memories under one state folder.
+index) per corpus, the memories under one state folder, and the requests' conversations as the workflows'
+conversation memory (:mod:`miaflow.serve._conversation`).
 
 Both servers answer many requests with the same objects, so the costly parts (the model, the corpus index, the
 embedder) are built once and reused; builds are guarded by a lock because requests run in worker threads. Model
@@ -9,12 +10,13 @@ calls are serialised by the model itself (the local backend holds a lock).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._conversation import RequestConversations, Turn
 
 __all__ = ["AgentConfig", "ResearchAgent", "progress_line", "answer_text"]
 
@@ -32,8 +34,14 @@ class AgentConfig:
     memory: bool = field(default=True, metadata={"help": "Recall and remember research runs in the trajectory "
                                                          "store (needs state)."})
     reflect: bool = field(default=True, metadata={"help": "Reflect after the first answer and maybe replan."})
+    corpus_roots: list[str] | None = field(default=None, metadata={
+        "help": "Folders a request's own corpus must lie in (besides the default corpus and the shipped sample); "
+                "None: any path the server can read."})
 
     def __post_init__(self) -> None:
+        for root in self.corpus_roots or ():
+            if not Path(root).expanduser().is_dir():
+                raise InvalidInputError(f"corpus root {root} is not a folder")
         spec = self.model
         if not isinstance(spec, str) or not (spec in ("local", "bundled") or spec.startswith(("http://", "https://"))
                                              or Path(spec).expanduser().is_dir()):
@@ -58,6 +66,12 @@ class ResearchAgent:
         self._trajectories: Any = None
         self._conversations: Any = None
         self._lock = threading.RLock()
+        self.requests = RequestConversations(self._request_memory)
+        """The conversation memory the workflows use: a request's earlier turns, with Bi-Mem behind them when
+        memory is on."""
+
+    def _request_memory(self) -> Any:
+        return self.conversations if self.config.memory and self.config.state else None
 
     # ---- the parts, each built once -------------------------------------------------------------------------
     @property
@@ -98,10 +112,32 @@ class ResearchAgent:
                 self._conversations = BiMemory(self._state_dir("the conversation memory") / "conversations")
             return self._conversations
 
+    def allowed_corpus_roots(self) -> list[Path] | None:
+        """The folders (and files) a request's own corpus may lie in; None: no restriction."""
+        if self.config.corpus_roots is None:
+            return None
+        from ..tools.sample import sample_dir
+
+        roots = [Path(r).expanduser().resolve() for r in self.config.corpus_roots]
+        roots.append(sample_dir().resolve())
+        if self.config.corpus is not None:
+            roots.append(Path(self.config.corpus).expanduser().resolve())
+        return roots
+
     def corpus_key(self, corpus: str | None) -> str:
-        """The resolved corpus path a request means (its own, else the server's default, else the sample)."""
+        """The resolved corpus path a request means (its own, else the server's default, else the sample).
+
+        A request's own corpus must lie in the allowed roots (checked after resolving symlinks and ``..``, and
+        before anything else, so a client cannot probe which paths exist elsewhere)."""
         if corpus is not None and not str(corpus).strip():
             corpus = None
+        roots = self.allowed_corpus_roots()
+        if corpus is not None and roots is not None:
+            path = Path(corpus).expanduser().resolve()
+            if not any(path == r or path.is_relative_to(r) for r in roots):
+                raise InvalidInputError(
+                    f"corpus {corpus!r} is outside the folders this server may read "
+                    f"({', '.join(str(r) for r in roots)}); start the server with --corpus-root DIR to allow more")
         if corpus is None:
             corpus = self.config.corpus
         if corpus is None:
@@ -122,6 +158,7 @@ class ResearchAgent:
                 index = open_index(key)
                 store = self.trajectories if self.config.memory and self.config.state else None
                 wf = ResearchWorkflow(planner=self.model, index=index, store=store,
+                                      conversation_memory=self.requests,
                                       config=ResearchConfig(reflect=self.config.reflect))
                 self._workflows[key] = wf
             return wf
@@ -131,16 +168,25 @@ class ResearchAgent:
         self.workflow(corpus)
 
     # ---- running --------------------------------------------------------------------------------------------
-    def stream(self, question: str, corpus: str | None = None) -> Iterator[tuple[str, Any]]:
-        """The workflow's stream: ``("updates" | "custom", ...)`` while it runs, then ``("result", ResearchResult)``."""
+    def stream(self, question: str, corpus: str | None = None, *, history: Sequence[Turn] = (),
+               conversation_id: str | None = None, user_id: str | None = None) -> Iterator[tuple[str, Any]]:
+        """The workflow's stream: ``("updates" | "custom", ...)`` while it runs, then ``("result", ResearchResult)``.
+
+        With ``conversation_id``, ``history`` (the conversation's earlier turns) is the run's conversation context
+        (and goes into Bi-Mem when memory is on), and the exchange is written back to the conversation."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("the question is empty: pass a non-empty question string")
-        yield from self.workflow(corpus).stream(question)
+        wf = self.workflow(corpus)
+        if conversation_id is None:
+            yield from wf.stream(question, user_id=user_id)
+            return
+        self.requests.begin(conversation_id, history)
+        yield from wf.stream(question, conversation_id=conversation_id, user_id=user_id)
 
-    def run(self, question: str, corpus: str | None = None) -> Any:
+    def run(self, question: str, corpus: str | None = None, **conversation: Any) -> Any:
         """Answer one question; returns the :class:`~miaflow.workflows.ResearchResult`."""
         result = None
-        for mode, chunk in self.stream(question, corpus):
+        for mode, chunk in self.stream(question, corpus, **conversation):
             if mode == "result":
                 result = chunk
         return result

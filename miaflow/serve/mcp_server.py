@@ -120,7 +120,8 @@ def build_mcp_server(agent: ResearchAgent, *, name: str = "miaflow") -> MCPServe
         question: Annotated[str, Field(description="The question to research.", min_length=1)],
         ctx: Context,
         corpus: Annotated[str | None, Field(description="Corpus path on the server (folder of .txt/.md, JSONL, or "
-                                                        "HotpotQA/MuSiQue data); default: the server's corpus.")
+                                                        "HotpotQA/MuSiQue data) inside the server's corpus roots "
+                                                        "(--corpus-root); default: the server's corpus.")
                           ] = None,
     ) -> ResearchAnswer:
         """Answer a question over a local corpus with citations: recall memories, plan, search and read, answer,

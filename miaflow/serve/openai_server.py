@@ -1,13 +1,17 @@
 """The research agent behind an OpenAI-compatible HTTP API (FastAPI): ``POST /v1/chat/completions`` and
 ``GET /v1/models``, so any OpenAI client can ask it.
 
-The last user message is the question; the reply's content is the answer followed by its ``[doc_id]``
-citations, and ``usage`` counts the tokens of every model call the run made. With ``stream=true`` the reply is
+The last user message is the question and the messages before it are the conversation: its recent turns are
+the planner's conversation context (so a follow-up can say "they"), and with memory on the conversation is kept
+in Bi-Mem (each turn once, however often the client resends it), which adds what it retrieves from older turns.
+A conversation is named by the request's ``conversation_id`` (an extra body field) or ``metadata.conversation_id``,
+else by its first user message; ``user`` is the user id. System messages are not used (the agent's prompts are
+fixed). The reply's content is the answer followed by its ``[doc_id]`` citations, and ``usage`` counts the tokens
+of every model call the run made. With ``stream=true`` the reply is
 server-sent ``chat.completion.chunk`` events: one line per step of the run (plan, searches, answer, judgement),
 then the answer, then ``data: [DONE]``. Progress goes into ``content`` by default, or into ``reasoning_content``
 (the field reasoning models stream their thinking in) so that the streamed content equals the non-streamed one.
-Bad requests get a 400 in OpenAI's error shape. Simplified: one question per request (earlier messages are not
-used as context), no sampling parameters (they are accepted and ignored).
+Bad requests get a 400 in OpenAI's error shape. Sampling parameters are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import CorpusError, InvalidInputError, MiaflowError, ModelUnavailableError
 from ._agent import ResearchAgent, answer_text, progress_line
+from ._conversation import Turn, conversation_id_of
 
 __all__ = ["build_openai_app", "ChatCompletionRequest", "DEFAULT_MODEL_ID", "ProgressMode"]
 
@@ -44,7 +49,10 @@ class ChatCompletionRequest(BaseModel):
     messages: list[dict[str, Any]] = Field(description="Chat messages; the last user message is the question.")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    user: str | None = None
+    user: str | None = Field(default=None, description="The end user's id (Bi-Mem persona).")
+    metadata: dict[str, Any] | None = None
+    conversation_id: str | None = Field(default=None, description="Names the conversation (default: derived "
+                                                                  "from its first user message).")
 
 
 class _APIError(Exception):
@@ -76,17 +84,30 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def question_of(messages: list[dict[str, Any]]) -> str:
-    """The last user message's text, checked."""
+def conversation_of(messages: list[dict[str, Any]]) -> tuple[str, list[Turn]]:
+    """(the question: the last user message's text, the user and assistant turns before it), checked."""
     if not messages:
         raise _APIError(400, "'messages' is empty: send at least one user message", param="messages")
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    if not users:
+    last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=None)
+    if last is None:
         raise _APIError(400, "no user message: the last message with role 'user' is the question", param="messages")
-    question = _text_of(users[-1].get("content")).strip()
+    question = _text_of(messages[last].get("content")).strip()
     if not question:
         raise _APIError(400, "the question is empty: the last user message has no text", param="messages")
-    return question
+    history = [Turn(speaker=m["role"], text=text) for m in messages[:last]
+               if isinstance(m, dict) and m.get("role") in ("user", "assistant")
+               and (text := _text_of(m.get("content")).strip())]
+    return question, history
+
+
+def _conversation_id(req: ChatCompletionRequest, question: str, history: list[Turn]) -> str:
+    cid = req.conversation_id if req.conversation_id is not None else (req.metadata or {}).get("conversation_id")
+    if cid is None:
+        first = next((t.text for t in history if t.speaker == "user"), question)
+        return conversation_id_of(first)
+    if not isinstance(cid, str) or not cid.strip():
+        raise _APIError(400, "conversation_id must be a non-empty string", param="conversation_id")
+    return cid
 
 
 def build_openai_app(agent: ResearchAgent, *, model_id: str = DEFAULT_MODEL_ID,
@@ -126,7 +147,9 @@ def build_openai_app(agent: ResearchAgent, *, model_id: str = DEFAULT_MODEL_ID,
         if req.model != model_id:
             raise _APIError(400, f"unknown model {req.model!r}; this server serves {model_id!r}", param="model",
                             code="model_not_found")
-        question = question_of(req.messages)
+        question, history = conversation_of(req.messages)
+        conversation = {"history": history, "conversation_id": _conversation_id(req, question, history),
+                        "user_id": req.user}
         try:
             await anyio.to_thread.run_sync(agent.warm)  # model and index errors surface here, before any stream
         except MiaflowError as e:
@@ -134,10 +157,10 @@ def build_openai_app(agent: ResearchAgent, *, model_id: str = DEFAULT_MODEL_ID,
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         if req.stream:
             usage = bool((req.stream_options or {}).get("include_usage"))
-            return StreamingResponse(_sse(agent, question, cid, model_id, progress, usage),
+            return StreamingResponse(_sse(agent, question, conversation, cid, model_id, progress, usage),
                                      media_type="text/event-stream")
         try:
-            res = await anyio.to_thread.run_sync(agent.run, question)
+            res = await anyio.to_thread.run_sync(lambda: agent.run(question, **conversation))
         except MiaflowError as e:
             raise _from_miaflow(e) from None
         return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model_id,
@@ -160,14 +183,14 @@ def _details(res: Any) -> dict[str, Any]:
             "seconds": round(res.timings["total"], 3)}
 
 
-def _events(agent: ResearchAgent, question: str) -> Iterator[tuple[str, Any]]:
+def _events(agent: ResearchAgent, question: str, conversation: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """The run's stream consumed in one worker thread (LangGraph's sync stream stays on the thread it began on),
     handed over through a queue; an error ends the stream as an ``("error", exc)`` item."""
     q: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def work() -> None:
         try:
-            for item in agent.stream(question):
+            for item in agent.stream(question, **conversation):
                 q.put(item)
         except Exception as e:  # reported to the client as an error event
             q.put(("error", e))
@@ -181,8 +204,8 @@ def _events(agent: ResearchAgent, question: str) -> Iterator[tuple[str, Any]]:
         yield item
 
 
-async def _sse(agent: ResearchAgent, question: str, cid: str, model_id: str, progress: ProgressMode,
-               include_usage: bool) -> AsyncIterator[str]:
+async def _sse(agent: ResearchAgent, question: str, conversation: dict[str, Any], cid: str, model_id: str,
+               progress: ProgressMode, include_usage: bool) -> AsyncIterator[str]:
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -191,7 +214,7 @@ async def _sse(agent: ResearchAgent, question: str, cid: str, model_id: str, pro
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    events = _events(agent, question)
+    events = _events(agent, question, conversation)
     while True:
         item = await anyio.to_thread.run_sync(next, events, None)
         if item is None:

@@ -48,16 +48,18 @@ async def _memory_round_trip(session: ClientSession) -> None:
     assert items and "Miso" in items[0]["text"] and items[0]["conversation_id"] == "c1"
 
 
-async def _tool_errors(session: ClientSession) -> None:
+async def _tool_errors(session: ClientSession, corpus: Path) -> None:
     bad = await session.call_tool("retrieve", {"query": "cats", "conversation_id": "no-such-conversation"})
     assert bad.is_error and "unknown conversation 'no-such-conversation'" in bad.content[0].text
-    missing = await session.call_tool("research", {"question": "Who?", "corpus": "/no/such/corpus"})
+    outside = await session.call_tool("research", {"question": "Who?", "corpus": "/no/such/corpus"})
+    assert outside.is_error and "outside the folders this server may read" in outside.content[0].text
+    missing = await session.call_tool("research", {"question": "Who?", "corpus": str(corpus / "no-such-part")})
     assert missing.is_error and "corpus not found" in missing.content[0].text
     empty = await session.call_tool("research", {"question": "   "})
     assert empty.is_error and "the question is empty" in empty.content[0].text
     invalid = await session.call_tool("recall", {"question": "x", "k": 0})
     assert invalid.is_error and "greater than or equal to 1" in invalid.content[0].text
-    for r in (bad, missing, empty, invalid):
+    for r in (bad, outside, missing, empty, invalid):
         assert "Traceback" not in r.content[0].text
 
 
@@ -74,7 +76,7 @@ def test_memory_tools_and_errors_over_stdio(tmp_path: Path, tiny_corpus: Path) -
                 assert tools["add_messages"].input_schema["properties"]["messages"]["type"] == "array"
                 assert tools["research"].output_schema["properties"]["citations"]["type"] == "array"
                 await _memory_round_trip(session)
-                await _tool_errors(session)
+                await _tool_errors(session, tiny_corpus)
 
     anyio.run(main)
     assert (tmp_path / "state" / "trajectories").is_dir() and (tmp_path / "state" / "conversations").is_dir()
