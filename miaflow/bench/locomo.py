@@ -15,11 +15,15 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from .report import Timer
 
 __all__ = ["command", "turns_recall", "locomo_f1"]
 
@@ -95,126 +99,200 @@ def command(
     from .._import_utils import offline_env
 
     offline_env()
-    from .._text import count_tokens
-    from ..memory.bimem import BiMemory, load_locomo
-    from ..memory.bimem._bm25 import BM25Index
+    from ..memory.bimem import load_locomo
+    from ._locomo_report import build_report
+
+    mode_list = _modes(modes)
+    convs = load_locomo(data)[: conversations or None]
+    if sessions:
+        convs = [_first_sessions(c, sessions) for c in convs]
+    llm = _chat_model(model) if model else None
+    with _memory(store, llm if llm_ingest else None, torch_threads) as mem:
+        config = {"data": str(data), "conversations": [c.sample_id for c in convs], "sessions": sessions,
+                  "modes": mode_list, "model": model, "llm_ingest": llm_ingest, "torch_threads": torch_threads,
+                  "bimem_config": mem.config.__dict__}
+        texts = ingest(mem, convs)
+        queries = embed_questions(mem, convs)
+        methods = {"bm25": bm25_baseline(convs, texts), "dense": dense_baseline(mem, convs, texts, queries, llm_ingest),
+                   **{f"bimem-{m}": bimem_method(mem, m, queries) for m in mode_list}}
+        measured = measure_retrieval(convs, methods)
+        answers = measure_answers(mem, llm, convs, answer_mode, max_answers) if llm is not None else None
+        build_report(out, config, texts=texts, queries=queries, measured=measured, answers=answers,
+                     ingest=ingest_figures(mem, convs, texts), model=model, answer_mode=answer_mode,
+                     main=f"bimem-{mode_list[0]}", llm_calls=int(mem.stats["llm_calls"])).finish()
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def _modes(modes: str) -> list[str]:
     from ..memory.bimem.config import MODES
-    from .report import BenchReport, percentile
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in mode_list if m not in MODES]
     if bad or not mode_list:
         raise typer.BadParameter(f"unknown modes {bad}; choose from {MODES}")
-    convs = load_locomo(data)
-    if conversations:
-        convs = convs[:conversations]
-    if sessions:
-        convs = [_first_sessions(c, sessions) for c in convs]
-    llm = None
-    if model:
-        try:
-            from ..llm import load_chat_model  # type: ignore[attr-defined]
-        except ImportError as e:
-            raise typer.BadParameter(f"--model needs miaflow.llm.load_chat_model ({e})") from None
-        llm = load_chat_model(model)
-    tmp = None
-    if store is None:
-        tmp = tempfile.TemporaryDirectory(prefix="bimem-locomo-")
-        store = Path(tmp.name)
+    return mode_list
+
+
+def _chat_model(model: str) -> Any:
+    try:
+        from ..llm import load_chat_model  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise typer.BadParameter(f"--model needs miaflow.llm.load_chat_model ({e})") from None
+    return load_chat_model(model)
+
+
+@contextmanager
+def _memory(store: Path | None, llm: Any, torch_threads: int) -> Iterator[Any]:
+    """A Bi-Mem memory in ``store`` (a temporary folder, removed after, when None), its embedder warm."""
+    from ..memory.bimem import BiMemory
+
     if torch_threads > 0:
         import torch
 
         torch.set_num_threads(torch_threads)
-    mem = BiMemory(store, llm=llm if llm_ingest else None)
-    mem.embedder.embed(["warm up"])
-    report = BenchReport("locomo", out, config={
-        "data": str(data), "conversations": [c.sample_id for c in convs], "sessions": sessions, "modes": mode_list,
-        "model": model, "llm_ingest": llm_ingest, "torch_threads": torch_threads, "bimem_config": mem.config.__dict__})
+    with tempfile.TemporaryDirectory(prefix="bimem-locomo-") as tmp:
+        mem = BiMemory(store if store is not None else Path(tmp), llm=llm)
+        mem.embedder.embed(["warm up"])
+        yield mem
 
-    # ---- ingest, one session at a time (incremental adds)
-    turn_text: dict[tuple[str, str], str] = {}  # what the baselines index and embed (Bi-Mem's fast-mode fact text)
-    context_text: dict[tuple[str, str], str] = {}  # what a turn costs in the context (dated, as Bi-Mem's items)
-    n_turns = 0
+
+# ---------------------------------------------------------------------------------------------- measure
+@dataclass
+class IngestedText:
+    """What the baselines index and embed per (conversation, turn): Bi-Mem's fast-mode fact text, and the dated
+    text a turn costs in the context (as Bi-Mem's items)."""
+
+    turn: dict[tuple[str, str], str] = field(default_factory=dict)
+    context: dict[tuple[str, str], str] = field(default_factory=dict)
+    n_turns: int = 0
+
+
+def ingest(mem: Any, convs: list[Any]) -> IngestedText:
+    """Every conversation into ``mem``, one session at a time (incremental adds)."""
     from rich.progress import track
 
+    texts = IngestedText()
     for c in track(convs, description="ingesting", transient=True):
-        sessions: dict[int, list] = defaultdict(list)
+        by_session: dict[int, list] = defaultdict(list)
         for t in c.turns:
-            sessions[t.session].append(t)
-            turn_text[(c.sample_id, t.id)] = f"{t.speaker}: {t.text}"
-            context_text[(c.sample_id, t.id)] = f"({t.time}) {t.speaker}: {t.text}" if t.time else f"{t.speaker}: {t.text}"
-        for s in sorted(sessions):
-            n_turns += mem.add_turns(c.sample_id, sessions[s])
-    ingest_ms = 1000 * mem.stats["ingest_seconds"] / max(n_turns, 1)
-    embed_ms = 1000 * mem.stats["embed_seconds"] / max(n_turns, 1)
-    ingest_calls = int(mem.stats["llm_calls"])
+            by_session[t.session].append(t)
+            texts.turn[(c.sample_id, t.id)] = f"{t.speaker}: {t.text}"
+            texts.context[(c.sample_id, t.id)] = f"({t.time}) {t.speaker}: {t.text}" if t.time else f"{t.speaker}: {t.text}"
+        for s in sorted(by_session):
+            texts.n_turns += mem.add_turns(c.sample_id, by_session[s])
+    return texts
 
-    # ---- baselines over the same turns (same texts, same embedder)
+
+def ingest_figures(mem: Any, convs: list[Any], texts: IngestedText) -> dict[str, Any]:
+    n = max(texts.n_turns, 1)
+    return {"turns": texts.n_turns, "facts": int(mem.stats["facts"]),
+            "scenes": sum(len(mem.scenes(c.sample_id)) for c in convs),
+            "ingest_ms_per_turn": 1000 * mem.stats["ingest_seconds"] / n,
+            "embed_ms_per_turn": 1000 * mem.stats["embed_seconds"] / n, "llm_calls": int(mem.stats["llm_calls"]),
+            "extraction_fallbacks": int(mem.stats["extraction_fallbacks"])}
+
+
+@dataclass
+class QueryVectors:
+    """Every question embedded once (batched) and shared by the dense methods; the cost of one query embedding
+    is measured apart on a sample, one question at a time."""
+
+    vectors: dict[str, Any]
+    batched_ms: float
+    single_ms: list[float]
+
+
+def embed_questions(mem: Any, convs: list[Any]) -> QueryVectors:
+    questions = list(dict.fromkeys(qa.question for c in convs for qa in c.qa))
+    with Timer() as t:
+        vectors = dict(zip(questions, mem.embedder.embed(questions), strict=True))
+    single = []
+    for q in questions[:50]:
+        with Timer() as one:
+            mem.embedder.embed_one(q)
+        single.append(one.ms)
+    return QueryVectors(vectors, t.ms / max(len(questions), 1), single)
+
+
+Retriever = Callable[[str, str], list[tuple[tuple[str, ...], str]]]
+"""(conversation id, question) -> the retrieved items as (turn ids, context text), best first."""
+
+
+def bm25_baseline(convs: list[Any], texts: IngestedText) -> Retriever:
+    """BM25 over each conversation's turns (Bi-Mem's terms)."""
+    from ..memory.bimem._bm25 import new_index
+
+    indexes = {}
+    for c in convs:
+        indexes[c.sample_id] = bm = new_index()
+        for t in c.turns:
+            bm.add(t.id, texts.turn[(c.sample_id, t.id)])
+
+    def run(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
+        return [((i,), texts.context[(cid, i)]) for i, _ in indexes[cid].top(q, 20)]
+    return run
+
+
+def dense_baseline(mem: Any, convs: list[Any], texts: IngestedText, queries: QueryVectors, llm_ingest: bool
+                   ) -> Retriever:
+    """Flat cosine over each conversation's turns, with the same embedder (the fast-mode fact vectors reused)."""
     import numpy as np
 
-    baselines: dict[str, Any] = {}
+    mats = {}
     for c in convs:
         ids = [t.id for t in c.turns]
-        bm = BM25Index()
-        for tid in ids:
-            bm.add(tid, turn_text[(c.sample_id, tid)])
         facts = {f.turn_ids[0]: f.id for f in mem.facts(c.sample_id)} if not llm_ingest else {}
         st = mem._states[c.sample_id]
         if not llm_ingest and all(tid in facts for tid in ids):
             mat = np.stack([st.fact_vecs[facts[tid]] for tid in ids])
         else:
-            mat = mem.embedder.embed([turn_text[(c.sample_id, tid)] for tid in ids])
-        baselines[c.sample_id] = (ids, bm, mat)
+            mat = mem.embedder.embed([texts.turn[(c.sample_id, tid)] for tid in ids])
+        mats[c.sample_id] = (ids, mat)
 
-    # every question is embedded once (batched) and the vector shared by the dense methods; the cost of one
-    # query embedding is measured apart on a sample, one question at a time
-    questions = list(dict.fromkeys(qa.question for c in convs for qa in c.qa))
-    t0 = time.perf_counter()
-    qvecs = dict(zip(questions, mem.embedder.embed(questions), strict=True))
-    embed_batched_ms = 1000 * (time.perf_counter() - t0) / max(len(questions), 1)
-    single_ms = []
-    for q in questions[:50]:
-        t0 = time.perf_counter()
-        mem.embedder.embed_one(q)
-        single_ms.append(1000 * (time.perf_counter() - t0))
+    def run(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
+        ids, mat = mats[cid]
+        top = np.argsort(-(mat @ queries.vectors[q]))[:20]
+        return [((ids[int(j)],), texts.context[(cid, ids[int(j)])]) for j in top]
+    return run
 
-    def run_bm25(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
-        ids, bm, _ = baselines[cid]
-        sc = bm.scores(q)
-        top = sorted(sc, key=lambda i: -sc[i])[:20]
-        return [((i,), context_text[(cid, i)]) for i in top]
 
-    def run_dense(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
-        ids, _, mat = baselines[cid]
-        sims = mat @ qvecs[q]
-        top = np.argsort(-sims)[:20]
-        return [((ids[int(j)],), context_text[(cid, ids[int(j)])]) for j in top]
+def bimem_method(mem: Any, mode: str, queries: QueryVectors) -> Retriever:
+    def run(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
+        return [(it.turn_ids, it.text) for it in mem.retrieve(q, cid, k=20, mode=mode, query_vector=queries.vectors[q])]
+    return run
 
-    def run_mode(mode: str):
-        def run(cid: str, q: str) -> list[tuple[tuple[str, ...], str]]:
-            return [(it.turn_ids, it.text) for it in mem.retrieve(q, cid, k=20, mode=mode, query_vector=qvecs[q])]
-        return run
 
-    methods = {"bm25": run_bm25, "dense": run_dense, **{f"bimem-{m}": run_mode(m) for m in mode_list}}
-    recall: dict[str, dict[int, dict[int, list[float]]]] = {m: defaultdict(lambda: defaultdict(list)) for m in methods}
-    tokens: dict[str, list[int]] = defaultdict(list)
-    latency: dict[str, list[float]] = defaultdict(list)
-    skipped = 0
+@dataclass
+class Retrieval:
+    """Per method: recall by category and k, context tokens of the items that bring the first 10 turns, and
+    query latency (ms, after the query embedding)."""
+
+    recall: dict[str, dict[int, dict[int, list[float]]]]
+    tokens: dict[str, list[int]]
+    latency: dict[str, list[float]]
+    skipped: int = 0
+
+
+def measure_retrieval(convs: list[Any], methods: dict[str, Retriever]) -> Retrieval:
+    """Every question with gold evidence, through every method."""
+    from .._text import count_tokens
+
+    res = Retrieval(recall={m: defaultdict(lambda: defaultdict(list)) for m in methods}, tokens=defaultdict(list),
+                    latency=defaultdict(list))
     for c in convs:
         known = {t.id for t in c.turns}
         for qa in c.qa:
             gold = {e for e in qa.evidence if e in known}
             if not gold:
-                skipped += 1
+                res.skipped += 1
                 continue
             for name, fn in methods.items():
-                t0 = time.perf_counter()
-                items = fn(c.sample_id, qa.question)
-                latency[name].append(1000 * (time.perf_counter() - t0))
-                ranked = [t for tids, _ in items for t in tids]
+                with Timer() as t:
+                    items = fn(c.sample_id, qa.question)
+                res.latency[name].append(t.ms)
+                ranked = [tid for tids, _ in items for tid in tids]
                 for k in KS:
-                    recall[name][qa.category][k].append(turns_recall(ranked, gold, k))
-                # context tokens of the items that bring the first 10 turns
+                    res.recall[name][qa.category][k].append(turns_recall(ranked, gold, k))
                 seen: set[str] = set()
                 ctx = 0
                 for tids, text in items:
@@ -222,95 +300,27 @@ def command(
                         break
                     ctx += count_tokens(text)
                     seen.update(tids)
-                tokens[name].append(ctx)
+                res.tokens[name].append(ctx)
+    return res
 
-    def avg(xs: Sequence[float]) -> float:
-        return float(sum(xs) / len(xs)) if xs else float("nan")
 
-    rows: list[list[Any]] = []
-    res: dict[str, dict[str, Any]] = {}
-    for name in methods:
-        res[name] = {}
-        for k in KS:
-            per = {cat: avg(recall[name][cat][k]) for cat in CATEGORIES}
-            core = [x for cat in (1, 2, 3, 4) for x in recall[name][cat][k]]
-            per_all = {**{CATEGORIES[c]: v for c, v in per.items()}, "cats 1-4": avg(core)}
-            res[name][f"recall@{k}"] = per_all
-            rows.append([name, k, *[per[c] for c in (1, 2, 3, 4)], avg(core), per[5]])
-    n_q = {CATEGORIES[c]: len(recall["bm25"][c][10]) for c in CATEGORIES}
-    report.table(f"LoCoMo evidence recall@k by turns in context ({sum(n_q.values())} questions, {n_turns} turns)",
-                 ["method", "k", "1 multi-hop", "2 temporal", "3 open-domain", "4 single-hop", "cats 1-4",
-                  "5 adversarial"], rows)
-    cost_rows = []
-    for name in methods:
-        cost = {"context_tokens_per_query@10": avg(tokens[name]), "query_ms_p50": percentile(latency[name], 50),
-                "query_ms_p95": percentile(latency[name], 95)}
-        res[name]["cost"] = cost
-        cost_rows.append([name, cost["context_tokens_per_query@10"], cost["query_ms_p50"], cost["query_ms_p95"]])
-    emb_p50, emb_p95 = percentile(single_ms, 50), percentile(single_ms, 95)
-    report.table(f"Query cost (retrieval after the query embedding; one query embedding alone: p50 {emb_p50:.1f} ms, "
-                 f"p95 {emb_p95:.1f} ms; batched {embed_batched_ms:.1f} ms/query)",
-                 ["method", "context tokens/query (first 10 turns)", "p50 ms", "p95 ms"], cost_rows)
-    report.results["query_embedding_ms"] = {"single_p50": emb_p50, "single_p95": emb_p95,
-                                            "batched_mean": embed_batched_ms}
-    n_scenes = sum(len(mem.scenes(c.sample_id)) for c in convs)
-    ingest = {"turns": n_turns, "facts": int(mem.stats["facts"]), "scenes": n_scenes,
-              "ingest_ms_per_turn": ingest_ms, "embed_ms_per_turn": embed_ms, "llm_calls": ingest_calls,
-              "extraction_fallbacks": int(mem.stats["extraction_fallbacks"])}
-    report.table("Ingest (fast mode unless --llm-ingest)", list(ingest), [list(ingest.values())])
-    report.results.update({"recall": res, "ingest": ingest, "questions": n_q, "skipped_no_evidence": skipped})
+def measure_answers(mem: Any, llm: Any, convs: list[Any], answer_mode: str, max_answers: int
+                    ) -> tuple[dict[int, list[float]], float]:
+    """Answer F1 per category of an evenly spaced sample of the questions (so every category and conversation
+    shows), the model reading Bi-Mem's top 10 items; and the seconds it took."""
+    from rich.progress import track
 
-    # ---- answers
-    if llm is not None:
-        from ..llm.base import GenerationConfig
+    from ..llm.base import GenerationConfig
 
-        f1s: dict[int, list[float]] = defaultdict(list)
-        answered = [(c, qa) for c in convs for qa in c.qa]
-        if max_answers and len(answered) > max_answers:  # evenly spaced, so every category and conversation shows
-            answered = [answered[i * len(answered) // max_answers] for i in range(max_answers)]
-        calls0 = time.perf_counter()
-        from rich.progress import track
-
-        for c, qa in track(answered, description="answering", transient=True):
-            items = mem.retrieve(qa.question, c.sample_id, k=10, mode=answer_mode)
-            context = "\n".join(f"- {it.text}" for it in items)
-            pred = llm.chat(ANSWER_PROMPT.format(context=context, question=qa.question),
-                            GenerationConfig(max_tokens=32)).text.strip().split("\n")[0]
-            f1s[qa.category].append(locomo_f1(pred, qa.answer, qa.category))
-        f1_rows = [[CATEGORIES[c], len(f1s[c]), avg(f1s[c])] for c in sorted(f1s)]
-        core = [x for c in (1, 2, 3, 4) for x in f1s[c]]
-        f1_rows.append(["cats 1-4", len(core), avg(core)])
-        report.table(f"Answer F1 ({model}, context: bimem-{answer_mode} top 10; cat 5 = abstention rate)",
-                     ["category", "questions", "F1"], f1_rows)
-        report.results["answer_f1"] = {r[0]: {"n": r[1], "f1": r[2]} for r in f1_rows}
-        report.results["answer_seconds"] = time.perf_counter() - calls0
-        report.headline["answer_f1_1to4"] = avg(core)
-
-    def draw(fig: Any) -> None:
-        ax = fig.add_subplot(1, 1, 1)
-        cats = [1, 2, 3, 4, 5]
-        width = 0.8 / len(methods)
-        for i, name in enumerate(methods):
-            vals = [avg(recall[name][c][10]) for c in cats]
-            ax.bar([c + (i - (len(methods) - 1) / 2) * width for c in cats], vals, width, label=name)
-        ax.set_xticks(cats, [f"{c} {CATEGORIES[c]}" for c in cats])
-        ax.set_ylabel("evidence recall@10 (turns)")
-        ax.set_ylim(0, 1)
-        ax.set_title("LoCoMo evidence recall@10 by category")
-        ax.legend(fontsize=8)
-
-    report.plot("locomo_recall_by_category.png", draw)
-    main = f"bimem-{mode_list[0]}"
-    report.headline.update({
-        f"{main}_recall10_1to4": res[main]["recall@10"]["cats 1-4"],
-        f"{main}_recall10_multihop": res[main]["recall@10"]["multi-hop"],
-        "bm25_recall10_1to4": res["bm25"]["recall@10"]["cats 1-4"],
-        "bm25_recall10_multihop": res["bm25"]["recall@10"]["multi-hop"],
-        "dense_recall10_1to4": res["dense"]["recall@10"]["cats 1-4"],
-        "ingest_ms_per_turn": ingest_ms, "embed_ms_per_turn": embed_ms,
-        f"{main}_query_p95_ms": res[main]["cost"]["query_ms_p95"],
-        f"{main}_query_p95_ms_with_embedding": res[main]["cost"]["query_ms_p95"] + emb_p95, "llm_calls": int(mem.stats["llm_calls"]),
-    })
-    report.finish()
-    if tmp is not None:
-        tmp.cleanup()
+    f1s: dict[int, list[float]] = defaultdict(list)
+    answered = [(c, qa) for c in convs for qa in c.qa]
+    if max_answers and len(answered) > max_answers:
+        answered = [answered[i * len(answered) // max_answers] for i in range(max_answers)]
+    t0 = time.perf_counter()
+    for c, qa in track(answered, description="answering", transient=True):
+        items = mem.retrieve(qa.question, c.sample_id, k=10, mode=answer_mode)
+        context = "\n".join(f"- {it.text}" for it in items)
+        pred = llm.chat(ANSWER_PROMPT.format(context=context, question=qa.question),
+                        GenerationConfig(max_tokens=32)).text.strip().split("\n")[0]
+        f1s[qa.category].append(locomo_f1(pred, qa.answer, qa.category))
+    return f1s, time.perf_counter() - t0
