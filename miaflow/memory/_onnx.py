@@ -36,7 +36,7 @@ _CHECK_TEXTS = ["", "A cat sits on the mat.", "Ünïcödé café 日本語 😀"
 
 def onnx_export_dir() -> Path:
     """Where the export of the bundled embedder lives: beside the converted chat model in the user cache."""
-    from ..llm.bundled import cache_dir
+    from .._cache import cache_dir
 
     return cache_dir() / "models" / ONNX_EXPORT_NAME
 

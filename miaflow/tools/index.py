@@ -109,7 +109,7 @@ class SyncStats:
 
 
 def _cache_home() -> Path:
-    from ..llm.bundled import cache_dir
+    from .._cache import cache_dir
 
     return cache_dir() / "indexes"
 
