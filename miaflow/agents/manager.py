@@ -142,6 +142,15 @@ class Manager:
                                     turn_id=re.sub(r"/p\d+$", "", task_id))
         return mem_id
 
+    def forget_exchange(self, task_id: str) -> int:
+        """Remove the exchange ``task_id`` wrote into the conversation memory (a run cut short, whose redo must not
+        recall it), from whichever conversation holds it. Returns the turns removed."""
+        mem = self.conversation_memory
+        if mem is None or not hasattr(mem, "delete_turns"):
+            return 0
+        base = re.sub(r"/p\d+$", "", task_id)
+        return sum(int(mem.delete_turns(cid, [f"{base}:q", f"{base}:a"])) for cid in mem.conversations())
+
     def write_conversation(self, *, conversation_id: str, user_id: str | None, question: str, answer: str,
                            time: str | None = None, turn_id: str | None = None) -> None:
         """Append the exchange (the user's question, the answer) to the conversation memory."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from .._import_utils import require
 
-__all__ = ["open_client", "collection_name"]
+__all__ = ["open_client", "close_client", "collection_name"]
 
 
 def open_client(path: str | Path | None = None, *, host: str | None = None, port: int | None = None) -> Any:
@@ -25,6 +25,18 @@ def open_client(path: str | Path | None = None, *, host: str | None = None, port
         raise ValueError("give either a folder path or a host for the Chroma client")
     Path(path).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def close_client(client: Any) -> None:
+    """Release a client's Chroma system. Chroma keeps one system (with its vector index in memory) per folder per
+    process; without this, opening the folder again in the same process reuses that stale system and misses, or
+    fails to read, what another process wrote meanwhile."""
+    close = getattr(client, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing is best effort; the data is on disk already
+            pass
 
 
 def collection_name(prefix: str, namespace: str) -> str:

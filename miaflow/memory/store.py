@@ -631,7 +631,11 @@ class TrajectoryStore:
     def close(self) -> None:
         """Drop the client and cached collections (the data stays on disk or on the server)."""
         self._cols.clear()
-        self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            from ._chroma import close_client
+
+            close_client(client)
         if self._writer is not None:
             self._writer.release()
 

@@ -315,8 +315,10 @@ def remember_rollout(workflow: Any, rollout: GroupRollout) -> list[str | None]:
 
 def forget_runs(workflow: Any, task_id: str, n: int) -> int:
     """Delete the memories written for plans ``0..n-1`` of ``task_id`` (an attempt that was cut short), so that
-    its redo does not recall them. Returns how many records went."""
+    its redo does not recall them: trajectory records and the conversation exchange. Returns how many went."""
+    manager = getattr(workflow, "manager", None)
+    gone = int(manager.forget_exchange(task_id)) if hasattr(manager, "forget_exchange") else 0
     store = getattr(workflow, "store", None)
     if store is None or not hasattr(store, "delete"):
-        return 0
-    return sum(int(store.delete(task_id=plan_task_id(task_id, k)) or 0) for k in range(n))
+        return gone
+    return gone + sum(int(store.delete(task_id=plan_task_id(task_id, k)) or 0) for k in range(n))

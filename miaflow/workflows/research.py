@@ -158,6 +158,10 @@ class ResearchWorkflow:
             snap = graph.get_state(cfg)
             if snap.next and snap.values.get("question") == inp["question"]:
                 return None, cfg
+        if self.checkpointer is not None:  # a thread that ran before keeps its values: start the summed ones afresh
+            from langgraph.types import Overwrite
+
+            inp = {**inp, "rollouts": Overwrite([]), "usage": Overwrite({}), "timings": Overwrite({})}
         return inp, cfg
 
     def run(self, question: str, gold: Any = None, task_id: str | None = None, thread_id: str | None = None,

@@ -112,6 +112,12 @@ class BiMemory:
 
     def close(self) -> None:
         """Give back the folder's writer lock (the data stays on disk); the object is not used after this."""
+        client = getattr(self, "_client", None)
+        if client is not None:
+            from .._chroma import close_client
+
+            self._client = None
+            close_client(client)
         if self._writer is not None:
             self._writer.release()
 
@@ -360,29 +366,7 @@ class BiMemory:
             gone_turns = {tid for tid, t in st.turns.items() if t.speaker == speaker}
             if not gone_turns:
                 return 0
-            gone_facts = [fid for fid, f in st.facts.items()
-                          if f.speaker == speaker or set(f.turn_ids) & gone_turns]
-            for tid in gone_turns:
-                del st.turns[tid]
-            for fid in gone_facts:
-                del st.facts[fid]
-                del st.fact_vecs[fid]
-                st.fact_bm25.remove(fid)
-                st.graph.remove_node(fid)
-            self._chroma_delete(gone_facts)
-            old_scenes = dict(st.scenes)
-            st.scenes = {sid: s for sid, s in old_scenes.items() if not set(s.fact_ids) & set(gone_facts)}
-            for sid in old_scenes:
-                if sid not in st.scenes:
-                    st.scene_vecs.pop(sid, None)
-                    st.scene_bm25.remove(sid)
-            dropped = [sid for sid in old_scenes if sid not in st.scenes]
-            self._chroma_delete([sid for sid in dropped if sid in st.upper_in_chroma])
-            st.upper_in_chroma.difference_update(dropped)
-            if st.facts:
-                self._rebuild_upper_levels(st, set(), full=False)
-            else:
-                self._rebuild_upper_levels(st, set(), full=True)
+            self._drop_turns(st, gone_turns, set(), also_facts_of=speaker)
             st.personas.pop(speaker, None)
             st.persona_vecs.pop(speaker, None)
             self._chroma_delete([self._pid(st.id, speaker)])
@@ -391,6 +375,47 @@ class BiMemory:
             st.changed()
             self._save(st, compact=True, vocab=True)
             return len(gone_turns)
+
+    def delete_turns(self, conversation_id: str, turn_ids: Iterable[str]) -> int:
+        """Remove these turns and the facts drawn from them (e.g. the exchange of an attempt cut short, so that its
+        redo does not recall it); scenes and their speakers' personas are rebuilt without them. Ids not stored, and
+        an unknown conversation, remove nothing. Returns the number of turns removed."""
+        with self._lock:
+            st = self._states.get(conversation_id)
+            gone_turns = {t for t in turn_ids if st is not None and t in st.turns}
+            if st is None or not gone_turns:
+                return 0
+            speakers = {st.turns[t].speaker for t in gone_turns}
+            self._drop_turns(st, gone_turns, speakers)
+            st.vocab.retain(_fact_words(st))
+            st.changed()
+            self._save(st, compact=True, vocab=True)
+            return len(gone_turns)
+
+    def _drop_turns(self, st: ConversationState, gone_turns: set[str], speakers: set[str], *,
+                    also_facts_of: str | None = None) -> None:
+        """Turns out, with the facts drawn from them (and every fact of ``also_facts_of``); scenes and the personas
+        of ``speakers`` rebuilt. The caller saves."""
+        gone_facts = [fid for fid, f in st.facts.items()
+                      if (also_facts_of is not None and f.speaker == also_facts_of) or set(f.turn_ids) & gone_turns]
+        for tid in gone_turns:
+            del st.turns[tid]
+        for fid in gone_facts:
+            del st.facts[fid]
+            del st.fact_vecs[fid]
+            st.fact_bm25.remove(fid)
+            st.graph.remove_node(fid)
+        self._chroma_delete(gone_facts)
+        old_scenes = dict(st.scenes)
+        st.scenes = {sid: s for sid, s in old_scenes.items() if not set(s.fact_ids) & set(gone_facts)}
+        for sid in old_scenes:
+            if sid not in st.scenes:
+                st.scene_vecs.pop(sid, None)
+                st.scene_bm25.remove(sid)
+        dropped = [sid for sid in old_scenes if sid not in st.scenes]
+        self._chroma_delete([sid for sid in dropped if sid in st.upper_in_chroma])
+        st.upper_in_chroma.difference_update(dropped)
+        self._rebuild_upper_levels(st, speakers, full=not st.facts)
 
     # ------------------------------------------------------------------ reading
     def retrieve(self, query: str, conversation_id: str | None = None, k: int = 10, mode: str = "graph", *,
