@@ -277,7 +277,7 @@ def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.nda
         items += [_scene_item(states[si], sid, s) for (si, sid), s in scenes]
         items += [_fact_item(states[si], f, fact_act.get((si, f), fseed.get((si, f), 0.0)), via.get((si, f), "seed"))
                   for si, f in facts]
-        return items
+        return items[:k]  # the level budgets fill k >= their sum; a smaller k keeps the first items
     if mode == "bottom_up":
         facts = sorted(_penalize_questions(states, fseed, cfg.question_penalty).items(), key=lambda kv: -kv[1])[:n_f]
         items = [_fact_item(states[si], fid, s) for (si, fid), s in facts]
@@ -288,5 +288,5 @@ def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.nda
                 seen.append((si, sid))
         items += [_scene_item(states[si], sid, scene_act.get((si, sid), 0.0)) for si, sid in seen[:n_s]]
         items += [_persona_item(states[si], sp, s) for (si, sp), s in personas if states[si].personas.get(sp)]
-        return items
+        return items[:k]
     raise ValueError(f"unknown retrieval mode {mode!r}")
