@@ -23,12 +23,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 
 from ._text import tokenize as _words
 
 __all__ = ["BM25", "idf"]
+
+K = TypeVar("K", bound=Hashable)
 
 
 def idf(n_docs: int, df: int) -> float:
@@ -40,15 +43,15 @@ def idf(n_docs: int, df: int) -> float:
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
-class BM25:
+class BM25(Generic[K]):
     """Documents keyed by any hashable id; ``scores`` gives ``{id: score}`` for documents sharing a query term,
     ``top`` the best ``n`` as ``(id, score)`` pairs (ties in the order the documents were added)."""
 
     def __init__(self, *, k1: float = 1.5, b: float = 0.75, tokenizer: Callable[[str], list[str]] = _words):
         self.k1, self.b = float(k1), float(b)
         self.tokenizer = tokenizer
-        self._row: dict[Hashable, int] = {}  # id -> row of the arrays below
-        self._ids: list[Hashable | None] = []  # row -> id (None: a free row)
+        self._row: dict[K, int] = {}  # id -> row of the arrays below
+        self._ids: list[K | None] = []  # row -> id (None: a free row)
         self._free: list[int] = []
         self._lengths: list[int] = []  # row -> tokens (0 for a free row)
         self._doc_terms: list[tuple[str, ...]] = []  # row -> distinct terms
@@ -57,10 +60,10 @@ class BM25:
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (rows, tf), built on first use
         self._norm: np.ndarray | None = None  # row -> k1 * (1 - b + b * len / avgdl), built on first use
 
-    @classmethod
-    def from_tokens(cls, docs: Iterable[Sequence[str]], **kwargs: float) -> BM25:
+    @staticmethod
+    def from_tokens(docs: Iterable[Sequence[str]], *, k1: float = 1.5, b: float = 0.75) -> BM25[int]:
         """An index of already tokenized documents, their ids ``0..n-1`` in order."""
-        bm = cls(**kwargs)  # type: ignore[arg-type]
+        bm: BM25[int] = BM25(k1=k1, b=b)
         for i, tokens in enumerate(docs):
             bm.add_tokens(i, tokens)
         return bm
@@ -72,11 +75,11 @@ class BM25:
         return doc_id in self._row
 
     # ------------------------------------------------------------------ changes
-    def add(self, doc_id: Hashable, text: str) -> None:
+    def add(self, doc_id: K, text: str) -> None:
         """Index ``text`` under ``doc_id`` (replacing what the id held)."""
         self.add_tokens(doc_id, self.tokenizer(text))
 
-    def add_tokens(self, doc_id: Hashable, tokens: Sequence[str]) -> None:
+    def add_tokens(self, doc_id: K, tokens: Sequence[str]) -> None:
         if doc_id in self._row:
             self.remove(doc_id)
         counts = Counter(tokens)
@@ -95,7 +98,7 @@ class BM25:
             self._arrays.pop(term, None)
         self._norm = None
 
-    def remove(self, doc_id: Hashable) -> None:
+    def remove(self, doc_id: K) -> None:
         """Forget ``doc_id`` (nothing happens for an unknown id)."""
         row = self._row.pop(doc_id, None)
         if row is None:
@@ -122,24 +125,24 @@ class BM25:
         """The query's distinct terms, each with weight 1."""
         return dict.fromkeys(self.tokenizer(query) if isinstance(query, str) else query, 1.0)
 
-    def scores(self, query: str | Sequence[str]) -> dict[Hashable, float]:
+    def scores(self, query: str | Sequence[str]) -> dict[K, float]:
         """BM25 score of every document sharing a term with ``query`` (text or terms)."""
         return self.weighted_scores(self.terms(query))
 
-    def weighted_scores(self, terms: dict[str, float]) -> dict[Hashable, float]:
+    def weighted_scores(self, terms: dict[str, float]) -> dict[K, float]:
         """``sum(weight * term score)`` over the given terms (already tokenized), for every document with one."""
         rows, values = self._score(terms)
         ids = self._ids
-        return {ids[r]: v for r, v in zip(rows.tolist(), values.tolist(), strict=True)}
+        return {cast(K, ids[r]): v for r, v in zip(rows.tolist(), values.tolist(), strict=True)}
 
-    def top(self, query: str | Sequence[str], n: int) -> list[tuple[Hashable, float]]:
+    def top(self, query: str | Sequence[str], n: int) -> list[tuple[K, float]]:
         """The ``n`` best documents for ``query``, best first (ties in the order they were added)."""
         rows, values = self._score(self.terms(query))
         if n <= 0 or not rows.size:
             return []
         order = np.lexsort((rows, -values))[:n]
         ids = self._ids
-        return [(ids[int(rows[i])], float(values[i])) for i in order]
+        return [(cast(K, ids[int(rows[i])]), float(values[i])) for i in order]
 
     def _score(self, terms: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Rows that share a term with ``terms`` (ascending) and their scores."""

@@ -135,7 +135,7 @@ class _State:
     docs: dict[str, Document]
     passages: list[tuple[str, str]]  # (doc_id, passage text)
     row_of: dict[str, int]  # chroma id -> passage row
-    bm25: BM25
+    bm25: BM25[int]
     by_lower: dict[str, str]  # lower-cased id or title -> id, only when unambiguous
 
 

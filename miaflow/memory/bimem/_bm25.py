@@ -42,6 +42,6 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in _words(text)]
 
 
-def new_index() -> BM25:
-    """An empty BM25 (the package's one, :mod:`miaflow._bm25`) over Bi-Mem's stemmed terms."""
+def new_index() -> BM25[str]:
+    """An empty BM25 (the package's one, :mod:`miaflow._bm25`) over Bi-Mem's stemmed terms, keyed by item id."""
     return BM25(tokenizer=tokenize)

@@ -39,8 +39,8 @@ class ConversationState:
     """Saved segment files (each holds the turns, facts and new edges of one addition)."""
     upper_in_chroma: set[str] = field(default_factory=set)
     """Scene and persona ids whose vectors are stored in Chroma (LLM mode embeds them)."""
-    fact_bm25: BM25 = field(default_factory=new_index)
-    scene_bm25: BM25 = field(default_factory=new_index)
+    fact_bm25: BM25[str] = field(default_factory=new_index)
+    scene_bm25: BM25[str] = field(default_factory=new_index)
     vocab: Vocabulary = field(default_factory=Vocabulary)
     """Word vectors of the facts' words (query expansion)."""
     _cache: dict[str, Any] = field(default_factory=dict)
