@@ -161,3 +161,67 @@ def test_learning_starts_from_the_shipped_trained_adapters(tmp_path):
         assert rt.registry.root == tmp_path / "state" / "adapters" / rt.role
         rt.learner.load(None)  # a rollback to v0 before any step keeps the trained start
         assert rt.learner.adapter_path == shipped[rt.role]
+
+
+
+def test_group_speed_bench_times_each_mode_on_the_same_questions():
+    """``miaflow bench group_speed``'s measurement: the modes interleaved per question; an executor group makes as
+    many model calls as one run (its n answers are one call)."""
+    from miaflow.bench.group_speed import MODES, measure
+
+    chat = _chat()
+    runs = measure(_workflow(chat), [(Q, "Tulsa"), (Q, "Tulsa")], 4)
+    assert list(runs) == list(MODES) and all(len(rs) == 2 for rs in runs.values())
+    assert all(r["wall"] > 0 for rs in runs.values() for r in rs)
+    assert [len(r["answers"]) for r in runs["executor_group"]] == [4, 4]
+    assert [len(r["answers"]) for r in runs["planner_group"]] == [4, 4]
+    assert runs["executor_group"][0]["calls"] <= runs["single"][0]["calls"] + 1
+
+@pytest.mark.slow
+def test_a_real_executor_step_continues_the_shipped_executor_adapter(tmp_path, bundled_model_dir):
+    """The bundled model with its shipped adapters: a real executor group (one batched sampling call), then one
+    real GRPO step of the executor learner, which starts from the shipped executor adapter; the new version is
+    saved under adapters/executor, promoted and served under the executor's name."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from miaflow.agents import ExecutorConfig, PlannerConfig
+    from miaflow.llm import LocalChatModel
+    from miaflow.llm.bundled import bundled_adapters
+    from miaflow.rl.learning import attach_learning
+
+    shipped = bundled_adapters()
+    if "executor" not in shipped:
+        pytest.skip("no trained executor adapter ships in this tree")
+    chat = LocalChatModel(device="cpu")
+    assert chat.role_adapters.get("executor") == "executor"
+    wf = ResearchWorkflow(planner=chat, index=fakes.TinyIndex(), config=ResearchConfig(
+        reflect=False, planner=PlannerConfig(max_tokens=48), executor=ExecutorConfig(answer_max_tokens=12)))
+    roll = run_group(wf, Q, 4, gold="Tulsa", task_id="e0-q0", adapter_version="v0", role="executor",
+                     temperature=1.0)
+    assert roll.role == "executor" and len(roll.completions) == 4 and "Documents:" in roll.prompt[-1]["content"]
+    group = roll.training_group()
+    if not group.has_signal:  # four equal samples are possible; the step needs rewards that differ
+        group = replace(group, rewards=[1.0, 0.0, 0.0, 0.0], columns={**group.columns, "accuracy": [1.0, 0, 0, 0]})
+    buf = ExperienceBuffer(tmp_path / "buffer.sqlite")
+    assert buf.add(group)
+    common = dict(num_generations=4, max_completion_length=24, learning_rate=1e-3, device="cpu",
+                  work_dir=str(tmp_path / "scratch"))
+    worker = attach_learning(chat, tmp_path, buf, settings=GRPOSettings(**common),
+                             executor=GRPOSettings(role="executor", **common))
+    rt = worker.roles[1]
+    assert rt.role == "executor" and rt.learner.base_adapter == shipped["executor"]
+    result = worker.run_once()
+    assert result is not None and result.groups == ["e0-q0"]
+    start = {k.replace(".weight", ""): v for k, v in load_file(str(shipped["executor"] / "adapter_model.safetensors")
+                                                                ).items()}
+    initial = {k.replace(".default", "").replace(".weight", ""): v for k, v in rt.learner._initial.items()}
+    shared = [k for k in initial if k in start]
+    assert shared and all((initial[k] == start[k]).all() for k in shared), "the learner did not start from it"
+    after = rt.learner.lora_state()
+    assert any(not (rt.learner._initial[k] == after[k]).all() for k in after), "no LoRA tensor moved"
+    v1 = rt.registry.get("v1")
+    assert rt.registry.promoted.name == "v1" and v1.path == tmp_path / "adapters" / "executor" / "versions" / "v1"
+    assert (v1.path / "optimizer.pt").exists() and buf.stats(role="executor").trained == 1
+    assert worker.roles[0].registry.promoted.name == "v0"  # the planner had no group: untouched
