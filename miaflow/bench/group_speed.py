@@ -2,8 +2,9 @@
 of n (one plan, its searches once, n answers sampled in one batched ``generate``) and of a planner group of n (n
 plans in one call, each executed), on the same questions in the same process.
 
-The three modes are interleaved per question, in a rotating order, after one untimed warm-up run, so model
-loading, caches and machine load fall on all of them alike. Nothing is remembered (no store), so every mode sees
+The modes are interleaved per question, in a rotating order, after one untimed warm-up run, so model loading,
+caches and machine load fall on all of them alike. Each call's process CPU time is kept beside its wall time: on
+a machine shared with other work the wall time stretches with their load, the CPU time does not. Nothing is remembered (no store), so every mode sees
 the same state. Simplified: one pass per question and mode; the ratio is of the summed wall times.
 """
 
@@ -22,7 +23,7 @@ MODES = ("single", "executor_group", "planner_group")
 
 def measure(wf: Any, questions: list[tuple[str, str]], n: int, console: Any = None,
             modes: tuple[str, ...] = MODES) -> dict[str, list[dict]]:
-    """{mode: [{wall, calls, answers}]} for each (question, gold), the modes rotated per question."""
+    """{mode: [{wall, cpu, calls, answers}]} for each (question, gold), the modes rotated per question."""
     from ..rl.loop import run_group
 
     def single(q: str, gold: str, tid: str) -> tuple[int, list[str]]:
@@ -45,12 +46,12 @@ def measure(wf: Any, questions: list[tuple[str, str]], n: int, console: Any = No
         k = i % len(modes)
         order = modes[k:] + modes[:k]
         for mode in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             calls, answers = fns[mode](q, gold, f"speed-{mode}-{i}")
-            wall = time.perf_counter() - t0
-            out[mode].append({"question": q, "wall": wall, "calls": calls, "answers": answers})
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            out[mode].append({"question": q, "wall": wall, "cpu": cpu, "calls": calls, "answers": answers})
             if console is not None:
-                console.print(f"q{i + 1} {mode}: {wall:.2f}s, {calls} model calls")
+                console.print(f"q{i + 1} {mode}: {wall:.2f}s wall, {cpu:.2f}s cpu, {calls} model calls")
     return out
 
 
@@ -89,15 +90,19 @@ def command(
     modes = MODES if planner_group else MODES[:2]
     runs = measure(wf, qs, group_size, console, modes)
     total = {m: sum(r["wall"] for r in rs) for m, rs in runs.items()}
+    cpu = {m: sum(r["cpu"] for r in rs) for m, rs in runs.items()}
     rows = []
     for m, rs in runs.items():
         rows.append([m, total[m], mean([r["wall"] for r in rs]), mean([float(r["calls"]) for r in rs]),
-                     total[m] / total["single"] if total["single"] else float("nan")])
-    report.table(f"wall time per question ({len(qs)} questions, groups of {group_size})",
-                 ["mode", "total s", "mean s", "model calls", "wall / single"], rows)
+                     total[m] / total["single"] if total["single"] else float("nan"), cpu[m],
+                     cpu[m] / cpu["single"] if cpu["single"] else float("nan")])
+    report.table(f"time per question ({len(qs)} questions, groups of {group_size})",
+                 ["mode", "wall s total", "wall s mean", "model calls", "wall / single", "cpu s total",
+                  "cpu / single"], rows)
     report.results = runs
     report.headline = {"single_s_mean": round(mean([r["wall"] for r in runs["single"]]), 3),
                        "executor_group_ratio": round(total["executor_group"] / total["single"], 3),
+                       "executor_group_cpu_ratio": round(cpu["executor_group"] / cpu["single"], 3),
                        "group_size": group_size, "questions": len(qs)}
     if planner_group:
         report.headline["planner_group_ratio"] = round(total["planner_group"] / total["single"], 3)
