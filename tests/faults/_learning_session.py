@@ -39,7 +39,6 @@ import numpy as np  # noqa: E402
 from miaflow.rl import ExperienceBuffer  # noqa: E402
 from miaflow.rl.grpo import GRPOSettings, StepResult  # noqa: E402
 from miaflow.testing import FakeChatModel  # noqa: E402
-from miaflow.tools.qa_formats import *  # noqa: E402,F403  (warm the questions reader)
 from miaflow.workflows import ResearchConfig, ResearchWorkflow  # noqa: E402
 from miaflow.workflows.session import Session, SessionConfig, SessionQuestion  # noqa: E402
 
