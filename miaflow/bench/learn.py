@@ -34,6 +34,7 @@ from ._streams import (
     stream_order,
     transfer_split,
 )
+from .report import cached_file, write_json
 
 __all__ = ["command", "run_bench", "prepare", "LearnSetup", "ARMS", "SPLITS"]
 
@@ -123,13 +124,7 @@ def _subset_corpus(files: list[Path], fmt: str, ids: set[str], folder: Path) -> 
         payload, suffix = "".join(json.dumps(r) + "\n" for r in recs), ".jsonl"
     else:
         payload, suffix = json.dumps(recs), ".json"
-    tag = hashlib.sha1(payload.encode()).hexdigest()[:10]
-    out = folder / f"learn-{files[0].stem}-{len(recs)}-{tag}"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"corpus{suffix}"
-    if not path.exists():
-        path.write_text(payload, encoding="utf-8")
-    return path
+    return cached_file(folder, f"learn-{files[0].stem}-{len(recs)}", f"corpus{suffix}", payload)
 
 
 def prepare(data: Path | None, fmt: str, *, limit: int, corpus: Path | None = None, transfer_pool: list[Path] = (),
@@ -356,10 +351,10 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", corpus: Pat
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .._cache import cache_dir
     from .._import_utils import offline_env
     from ..agents import ExecutorConfig, PlannerConfig
     from ..errors import InvalidInputError
-    from ..llm.bundled import cache_dir
     from ..rl.grpo import GRPOSettings
     from ..tools import CorpusIndex
     from ..workflows import ResearchConfig
@@ -425,6 +420,6 @@ def run_bench(*, data: Path | None = None, format: str = "hotpotqa", corpus: Pat
 
                 runs.append(run_arm(arm, seed, setup, parts, run_dir / f"seed{seed}" / arm.replace("+", "-"),
                                     epochs=epochs, tick=tick))
-    (run_dir / "runs.json").write_text(json.dumps(runs, indent=1, default=str))
+    write_json(run_dir / "runs.json", runs)
     report = build_report(out, config=config, runs=runs, speed=speed_res, epochs=epochs, window=window)
     return report.finish(console)
