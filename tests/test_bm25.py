@@ -28,7 +28,7 @@ def _by_hand(docs: dict[str, list[str]], query: list[str], k1: float = 1.5, b: f
         df = sum(term in t for t in docs.values())
         if not df:
             continue
-        w = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        w = max(math.log((n - df + 0.5) / (df + 0.5)), 0.01)
         for d, toks in docs.items():
             tf = toks.count(term)
             if tf:

@@ -1,7 +1,7 @@
 """Bi-Mem's BM25 terms: the shared word tokens (stop words dropped), stemmed, so that "hikes" meets "hiking".
 
 The index itself is the package's one BM25 (:class:`miaflow._bm25.BM25`, an incremental inverted index with
-Lucene's idf), given this tokenizer: conversation memory grows a session at a time and is queried often, so it
+Okapi's idf), given this tokenizer: conversation memory grows a session at a time and is queried often, so it
 takes additions and removals and only touches the postings of the query's terms.
 """
 
