@@ -189,8 +189,7 @@ def extractive_span(question: str, passages: Sequence[tuple[str, str, str]], *, 
             scored.append((key, sent, doc_id))
     scored.sort(key=lambda x: x[0], reverse=True)
     for _key, sent, doc_id in scored:
-        words = _WORD.findall(sent)
-        qpos = [i for i, w in enumerate(words) if w.lower() in qwords]
+        qpos = [i for i, w in enumerate(_WORD.findall(sent)) if w.lower() in qwords]
         cands = [c for c in _spans(sent, qwords) if normalize_answer(" ".join(c[1][:max_words])) not in bad]
         if not cands:
             continue

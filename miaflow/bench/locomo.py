@@ -135,7 +135,7 @@ def _modes(modes: str) -> list[str]:
 
 def _chat_model(model: str) -> Any:
     try:
-        from ..llm import load_chat_model  # type: ignore[attr-defined]
+        from ..llm import load_chat_model
     except ImportError as e:
         raise typer.BadParameter(f"--model needs miaflow.llm.load_chat_model ({e})") from None
     return load_chat_model(model)

@@ -78,7 +78,7 @@ def _measure(questions: list[str], model: str, corpus: str | None, console: Any)
     def http(q: str) -> dict:
         t0 = time.perf_counter()
         res = client.chat.completions.create(model="miaflow-research", messages=[{"role": "user", "content": q}])
-        return {"wall": time.perf_counter() - t0, "run": res.model_extra["miaflow"]["seconds"]}
+        return {"wall": time.perf_counter() - t0, "run": (res.model_extra or {})["miaflow"]["seconds"]}
 
     async def main() -> None:
         params = StdioServerParameters(command=sys.executable, args=_cli("mcp", "--state", state, *common)[1:],
@@ -86,7 +86,7 @@ def _measure(questions: list[str], model: str, corpus: str | None, console: Any)
         async with stdio_client(params, errlog=open(os.devnull, "w")) as (r, w), ClientSession(r, w) as session:  # noqa: SIM115
             await session.initialize()
 
-            async def noop(*_: Any) -> None:
+            async def noop(progress: float, total: float | None, message: str | None) -> None:
                 return None
 
             async def mcp(q: str) -> dict:

@@ -100,7 +100,7 @@ def parse_as(text: str, model: type[T], *, stats: ParseStats | None = None) -> T
         stats.count("invalid")
         return None
     stats.count("ok")
-    return value  # type: ignore[return-value]
+    return value
 
 
 _STEP = re.compile(r"^\s*(?:(?:step\s*)?\d{1,3}\s*[.):\-]|[-*\u2022])\s+(.*\S)\s*$", re.IGNORECASE)

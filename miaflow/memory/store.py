@@ -99,8 +99,10 @@ class TrajectoryStore:
     """Compressed trajectories with learned utilities, in a folder or on a Chroma server.
 
     >>> store = TrajectoryStore("memories/")                       # doctest: +SKIP
-    >>> store.add(Trajectory(task_id="t1", question="Who ...?", answer="...", judgement="correct", reward=1.0))
-    >>> recall = store.recall("Who ...?"); store.update_utilities("t2", recall.ids, reward=1.0)
+    >>> store.add(Trajectory(task_id="t1", question="Who ...?", answer="...", judgement="correct",
+    ...                      reward=1.0))                               # doctest: +SKIP
+    >>> recall = store.recall("Who ...?")                               # doctest: +SKIP
+    >>> store.update_utilities("t2", recall.ids, reward=1.0)           # doctest: +SKIP
     """
 
     def __init__(

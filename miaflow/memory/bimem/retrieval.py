@@ -91,8 +91,11 @@ def _expansion(st: ConversationState, words: list[str], cfg: BiMemConfig, outsid
             vec = outside.get(word)
         if vec is None:
             continue
-        for other, sim in st.vocab.neighbors(vec, cfg.expansion_neighbors, cfg.expansion_threshold,
-                                             skip=lambda w, r=root: stem(w) == r):
+
+        def same_stem(w: str, r: str = root) -> bool:
+            return stem(w) == r
+
+        for other, sim in st.vocab.neighbors(vec, cfg.expansion_neighbors, cfg.expansion_threshold, skip=same_stem):
             key = stem(other)
             terms[key] = max(terms.get(key, 0.0), sim)
     return terms
@@ -283,9 +286,9 @@ def retrieve_items(states: Sequence[ConversationState], query: str, qvec: np.nda
         items = [_fact_item(states[si], fid, s) for (si, fid), s in facts]
         seen: list[Key] = []
         for (si, fid), _ in facts:
-            sid = states[si].fact_scene().get(fid)
-            if sid is not None and (si, sid) not in seen:
-                seen.append((si, sid))
+            scene = states[si].fact_scene().get(fid)
+            if scene is not None and (si, scene) not in seen:
+                seen.append((si, scene))
         items += [_scene_item(states[si], sid, scene_act.get((si, sid), 0.0)) for si, sid in seen[:n_s]]
         items += [_persona_item(states[si], sp, s) for (si, sp), s in personas if states[si].personas.get(sp)]
         return items[:k]

@@ -70,7 +70,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise InvalidInputError(f"training data file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as f:
         text = f.read()
     if text.lstrip().startswith("["):
         data = json.loads(text)
@@ -112,6 +112,7 @@ def _n_passages(rng: random.Random, n_gold: int) -> int:
 
 def _hotpot_paragraphs(rec: dict[str, Any]) -> list[tuple[str, str]]:
     ctx = rec.get("context") or {}
+    pairs: Iterable[tuple[Any, Any]]
     if isinstance(ctx, dict):
         pairs = zip(ctx.get("title", []), ctx.get("sentences", []), strict=False)
     else:

@@ -112,7 +112,8 @@ class TrainRecipe:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainRecipe:
         kw = dict(data)
-        kw["data"] = DataFiles(**{k: tuple(v) if isinstance(v, list) else v for k, v in kw["data"].items()})
+        files: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in kw["data"].items()}
+        kw["data"] = DataFiles(**files)
         kw["executor_sft"] = SFTStage(**kw["executor_sft"])
         kw["planner_sft"] = SFTStage(**kw["planner_sft"])
         kw["grpo"] = GRPOStage(**kw["grpo"])
