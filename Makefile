@@ -27,7 +27,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/miaflow demo
 
-test: setup
+test: setup type
 	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 test-fast: setup
@@ -43,12 +43,9 @@ adapters: setup
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check miaflow tests examples
 
+# mypy over the whole package (settings in pyproject.toml); `make test` runs it first.
 type: $(VENV)/.installed
-	$(VENV)/bin/mypy miaflow/__init__.py miaflow/errors.py miaflow/llm miaflow/bench/report.py
-	$(VENV)/bin/mypy --follow-imports=silent miaflow/_io.py miaflow/_text.py miaflow/rl/loop.py miaflow/rl/rewards.py \
-		miaflow/rl/buffer.py miaflow/rl/adapters.py miaflow/rl/worker.py miaflow/rl/consolidation.py \
-		miaflow/rl/learning.py miaflow/rl/publish.py miaflow/workflows/session.py miaflow/cli/session.py \
-		miaflow/bench/session.py miaflow/tools/bm25.py miaflow/memory/bimem/_bm25.py
+	$(VENV)/bin/mypy miaflow
 
 clean:
 	rm -rf $(VENV) build *.egg-info
