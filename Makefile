@@ -27,7 +27,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/miaflow demo
 
-test: setup type
+test: setup
 	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 test-fast: setup
@@ -43,7 +43,7 @@ adapters: setup
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check miaflow tests examples
 
-# mypy over the whole package (settings in pyproject.toml); `make test` runs it first.
+# mypy over the whole package (settings in pyproject.toml).
 type: $(VENV)/.installed
 	$(VENV)/bin/mypy miaflow
 
