@@ -94,7 +94,7 @@ def _run(console, questions, corpus, learn, judge, epochs, resume, restart, stat
     if base_model is not None and not served:
         raise InvalidInputError("--base-model is for a session on a served model (--model URL); a local model "
                                 "trains its own weights")
-    chat = None
+    chat: Any = None
     if model:
         from ..llm import load_chat_model
 
@@ -135,7 +135,7 @@ def _run(console, questions, corpus, learn, judge, epochs, resume, restart, stat
 
 
 def _is_url(spec: str | None) -> bool:
-    return bool(spec) and spec.startswith(("http://", "https://"))
+    return spec is not None and spec.startswith(("http://", "https://"))
 
 
 def _served_learning(chat: Any, base_model: Path | None, adapter: str, gated: bool) -> dict[str, Any]:
