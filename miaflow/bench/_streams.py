@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._text import normalize_answer, token_f1
 
@@ -241,8 +241,12 @@ def distractor_pairs(pool: Sequence[LearnTask], limit: int, *, threshold: float 
     return out
 
 
-def stream_order(tasks: Sequence[LearnTask], seed: int) -> list[LearnTask]:
-    """The tasks in the order of seed ``seed`` (a seeded shuffle; the same seed gives the same order)."""
+_T = TypeVar("_T")
+
+
+def stream_order(tasks: Sequence[_T], seed: int) -> list[_T]:
+    """The tasks (or task pairs) in the order of seed ``seed`` (a seeded shuffle; the same seed gives the same
+    order)."""
     out = list(tasks)
     random.Random(seed).shuffle(out)
     return out

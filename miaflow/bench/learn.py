@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,8 @@ def _subset_corpus(files: list[Path], fmt: str, ids: set[str], folder: Path) -> 
     return cached_file(folder, f"learn-{files[0].stem}-{len(recs)}", f"corpus{suffix}", payload)
 
 
-def prepare(data: Path | None, fmt: str, *, limit: int, corpus: Path | None = None, transfer_pool: list[Path] = (),
-            transfer_limit: int = 25, distractor_limit: int = 8, heldback: int = 0, splits: list[str] = SPLITS,
+def prepare(data: Path | None, fmt: str, *, limit: int, corpus: Path | None = None, transfer_pool: Sequence[Path] = (),
+            transfer_limit: int = 25, distractor_limit: int = 8, heldback: int = 0, splits: Sequence[str] = SPLITS,
             cache: Path) -> LearnSetup:
     """Load the questions and build the splits (see :mod:`miaflow.bench._streams`) and the corpus they need."""
     from ..errors import InvalidInputError
@@ -345,7 +346,7 @@ def _speed(parts: _Parts, tasks: list[LearnTask]) -> dict[str, Any]:
 def run_bench(*, data: Path | None = None, format: str = "hotpotqa", corpus: Path | None = None,  # noqa: A002
               limit: int = 50, epochs: int = 2, seeds: int = 3, arms: str = ",".join(ARMS),
               splits: str = ",".join(SPLITS), group_size: int = 4, window: int = 10, transfer_limit: int = 25,
-              transfer_pool: list[Path] = (), distractor_limit: int = 8, heldback: int = 2, speed: int = 3,
+              transfer_pool: Sequence[Path] = (), distractor_limit: int = 8, heldback: int = 2, speed: int = 3,
               reflect: bool = False, model: str = "local", out: Path | None = Path("bench-out"), chat: Any = None,
               console: Any = None) -> dict:
     from rich.console import Console

@@ -27,6 +27,7 @@ set and promotes it only when it scores no worse than the promoted version (with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -358,7 +359,7 @@ def _files(folder: Path, *, digest: bool) -> dict[str, list[Any]]:
         if digest:
             h = hashlib.sha256()
             with open(p, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                for block in iter(functools.partial(fh.read, 1 << 20), b""):
                     h.update(block)
             sha = h.hexdigest()
         out[rel] = [p.stat().st_size, sha]
@@ -426,7 +427,7 @@ def repair_registry(root: str | Path) -> Report:
         rep.notes.append(f"adapter files lost (no intact copy): {', '.join(lost)}; their numbers are not reused")
     complete = set(_complete(root))
 
-    def intact(name: str | None, *, served: bool) -> str:
+    def nearest_intact(name: str | None, *, served: bool) -> str:
         """``name`` if intact, else its newest intact ancestor (for ``promoted``: one that served, not a
         rejected one)."""
         seen: set[str] = set()
@@ -460,7 +461,8 @@ def repair_registry(root: str | Path) -> Report:
         pointer = recorded
         rep.notes.append(f"pointer.json is restored from the manifest (current={pointer['current']}, "
                          f"promoted={pointer['promoted']})")
-    fixed = {"current": intact(pointer["current"], served=False), "promoted": intact(pointer["promoted"], served=True)}
+    fixed = {"current": nearest_intact(pointer["current"], served=False),
+             "promoted": nearest_intact(pointer["promoted"], served=True)}
     if fixed["promoted"] != pointer["promoted"] and pointer["current"] == pointer["promoted"]:
         fixed["current"] = fixed["promoted"]
     for key in ("current", "promoted"):
