@@ -114,6 +114,18 @@ def test_recipe_round_trip_and_resume_checks(tmp_path):
         TrainRecipe(roles=("judge",))
 
 
+def test_hotpot_records_drop_repeated_ids_but_keep_records_without_one(tmp_path):
+    from miaflow.rl.train.run import _hotpot_records
+
+    rows = [{"id": "a", "question": "q1"}, {"question": "q2"}, {"question": "q3"}, {"id": "a", "question": "q1 again"},
+            {"id": "b", "question": "q4"}]
+    first, second = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    second.write_text("".join(json.dumps(r) + "\n" for r in rows[3:]))
+    recipe = recipe_preset("tiny", DataFiles(hotpot=(str(first), str(second))))
+    assert [r["question"] for r in _hotpot_records(recipe)] == ["q1", "q2", "q3", "q4"]
+
+
 def test_missing_data_file_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidInputError, match="not found"):
         D.read_jsonl(tmp_path / "missing.jsonl")

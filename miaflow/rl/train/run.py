@@ -40,10 +40,18 @@ def _hotpot_records(recipe: TrainRecipe) -> list[dict[str, Any]]:
         if i == 0 and recipe.data.exclude_last:
             rows = rows[: -recipe.data.exclude_last]
         for r in rows:
-            if r.get("id") not in seen:
-                seen.add(r.get("id"))
+            rid = r.get("id")
+            if rid is None:  # nothing to tell it from a repeat by: kept
+                out.append(r)
+            elif str(rid) not in seen:
+                seen.add(str(rid))
                 out.append(r)
     return out
+
+
+def _saver(model: Any) -> Callable[[Path], None]:
+    """``save(folder)`` for :meth:`AdapterRegistry.add`: writes ``model``'s adapter files there."""
+    return lambda folder: model.save_pretrained(str(folder))
 
 
 def build_examples(recipe: TrainRecipe) -> dict[str, list[D.SFTExample]]:
@@ -160,7 +168,7 @@ def train(recipe: TrainRecipe, out: str | Path, *, model_dir: str | Path | None 
                    "tokens_per_second": round(res.tokens_per_second, 1), "loss": res.loss,
                    "losses": res.losses, "examples": len(examples[role]), "resumed_from": res.resumed_from,
                    "device": device, "data": manifest["files"]}
-        run.registry(role).add(lambda folder, m=res.model: m.save_pretrained(str(folder)), metrics=metrics)
+        run.registry(role).add(_saver(res.model), metrics=metrics)
         run.finish(key, metrics)
         say(f"{role} SFT: {res.steps} steps in {res.seconds:.0f} s, {res.tokens_per_second:.0f} tokens/s, "
             f"loss {res.loss:.3f}")
@@ -190,7 +198,7 @@ def train(recipe: TrainRecipe, out: str | Path, *, model_dir: str | Path | None 
                  "rewards": rewards, "mean_reward": round(sum(rewards) / len(rewards), 3) if rewards else None,
                  "losses": res2.losses[role],
                  "zero_variance_groups": res2.zero_variance[role], "device": device}
-            run.registry(role).add(lambda folder, mm=model: mm.save_pretrained(str(folder)), metrics=m)
+            run.registry(role).add(_saver(model), metrics=m)
         run.finish("grpo", {"seconds": round(time.perf_counter() - t0, 1),
                             "rewards": dict(res2.rewards), "losses": dict(res2.losses)})
     write_json_atomic(run.root / "metrics.json", run.state["metrics"])

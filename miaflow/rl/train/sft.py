@@ -158,7 +158,7 @@ def run_sft(role: str, examples: list[SFTExample], stage: SFTStage, recipe: Trai
     seconds = time.perf_counter() - t0
     hist = trainer.state.log_history
     losses = [(int(h["step"]), float(h["loss"])) for h in hist if "loss" in h]
-    tokens_logged = [h.get("num_tokens") for h in hist if h.get("num_tokens") is not None]
+    tokens_logged = [float(n) for h in hist if (n := h.get("num_tokens")) is not None]
     first_step = int(ckpt.name.split("-")[-1]) if ckpt else 0
     tokens_before = next((float(h["num_tokens"]) for h in hist if h.get("step") == first_step and "num_tokens" in h), 0.0)
     tokens = int((tokens_logged[-1] if tokens_logged else 0) - tokens_before)
