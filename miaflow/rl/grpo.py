@@ -179,7 +179,7 @@ class GRPOLearner:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.float32 if cpu else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-        model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=dtype)  # or a PeftModel
         peft_config = None
         if self.adapter_path is not None:
             from peft import PeftModel
@@ -246,7 +246,7 @@ class GRPOLearner:
         return max(steps, default=0)
 
     # ----- the rollout hook: hand TRL the completions we already have -----
-    def _rollout(self, prompts: list, trainer: Any) -> dict[str, list]:
+    def _rollout(self, prompts: list, trainer: Any) -> dict[str, list | None]:
         s = self.settings
         prompt_ids: list[list[int]] = []
         completion_ids: list[list[int]] = []

@@ -317,7 +317,8 @@ def forget_runs(workflow: Any, task_id: str, n: int) -> int:
     """Delete the memories written for plans ``0..n-1`` of ``task_id`` (an attempt that was cut short), so that
     its redo does not recall them: trajectory records and the conversation exchange. Returns how many went."""
     manager = getattr(workflow, "manager", None)
-    gone = int(manager.forget_exchange(task_id)) if hasattr(manager, "forget_exchange") else 0
+    forget_exchange = getattr(manager, "forget_exchange", None)
+    gone = int(forget_exchange(task_id)) if forget_exchange is not None else 0
     store = getattr(workflow, "store", None)
     if store is None or not hasattr(store, "delete"):
         return gone

@@ -148,7 +148,7 @@ def build_openai_app(agent: ResearchAgent, *, model_id: str = DEFAULT_MODEL_ID,
             raise _APIError(400, f"unknown model {req.model!r}; this server serves {model_id!r}", param="model",
                             code="model_not_found")
         question, history = conversation_of(req.messages)
-        conversation = {"history": history, "conversation_id": _conversation_id(req, question, history),
+        conversation: dict[str, Any] = {"history": history, "conversation_id": _conversation_id(req, question, history),
                         "user_id": req.user}
         try:
             await anyio.to_thread.run_sync(agent.warm)  # model and index errors surface here, before any stream
