@@ -240,8 +240,8 @@ def check_store(store: TrajectoryStore, manifest: Manifest, *, fix_pending: bool
         try:
             actual = int(col.count()) if col is not None else 0
         except Exception as e:  # Chroma cannot even count: its index files are beyond reading
-            seg_id = segs.get(col.name, "")
-            rep.problems.append(f"namespace {ns!r}: {folder / seg_id} cannot be read ({type(e).__name__}: {e})")
+            unread = segs.get(col.name, "") if col is not None else ""
+            rep.problems.append(f"namespace {ns!r}: {folder / unread} cannot be read ({type(e).__name__}: {e})")
             rep.damaged.append(ns)
             continue
         if entry is not None:
@@ -267,7 +267,7 @@ def check_store(store: TrajectoryStore, manifest: Manifest, *, fix_pending: bool
             problem = f"the vector index folder {folder / seg_id} is missing"
         elif seg_id and (folder / seg_id).is_dir():
             problem = hnsw_problem(folder / seg_id)
-        indexed = bool(seg_id) and (folder / seg_id / "header.bin").exists()
+        indexed = bool(seg_id and (folder / seg_id / "header.bin").exists())
         if problem is None and actual and (indexed or (seen is not None and seen == seg_id)):
             # (records not yet flushed to the HNSW files live in Chroma's log, which the SQLite checks cover)
             problem = _probe(col, actual)

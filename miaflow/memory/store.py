@@ -314,8 +314,8 @@ class TrajectoryStore:
     # ------------------------------------------------------------------ writes
     def _to_record(self, item: Trajectory | MemoryRecord, ns: str) -> MemoryRecord:
         if isinstance(item, Trajectory):
-            item = bound_trajectory(item, self.config, self.counters)
-            return bound_record(compress(item, self.llm, config=self.compression, namespace=ns), self.config,
+            traj = bound_trajectory(item, self.config, self.counters)
+            return bound_record(compress(traj, self.llm, config=self.compression, namespace=ns), self.config,
                                 self.counters)
         if isinstance(item, MemoryRecord):
             _check_question(item.question)

@@ -351,7 +351,9 @@ class CorpusIndex:
         hits = []
         for doc_id in order:
             d, s = dense_docs.get(doc_id), sparse_docs.get(doc_id)
-            row = (d if s is None or (d is not None and d[0] <= s[0]) else s)[1]
+            best = d if d is not None and (s is None or d[0] <= s[0]) else s
+            assert best is not None, "fused holds only documents one of the two searches found"
+            row = best[1]
             doc = state.docs[doc_id]
             hits.append(SearchHit(doc_id=doc_id, title=doc.title, text=state.passages[row][1], score=float(fused[doc_id]),
                                   dense_rank=d[0] if d else None, bm25_rank=s[0] if s else None))

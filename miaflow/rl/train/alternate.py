@@ -272,7 +272,7 @@ def run_alternating(recipe: TrainRecipe, questions: Sequence[TrainQuestion], ind
         counter = {"step": 0}
 
         def rollout_func(prompts_in: list, trainer: Any, _role: str = role, _r: _Rollouts = rollouts,
-                         _c: dict = counter, _tok: Any = tok) -> dict[str, list]:
+                         _c: dict = counter, _tok: Any = tok) -> dict[str, list | None]:
             baton.wait(_role, _c["step"])
             t0 = time.perf_counter()
             prompt_ids, completion_ids = [], []
@@ -310,8 +310,10 @@ def run_alternating(recipe: TrainRecipe, questions: Sequence[TrainQuestion], ind
         )
         rows = [{"prompt": [{"role": "user", "content": f"[{q.qid}] {q.question}"}]} for q in questions]
         reward = planner_reward if role == "planner" else executor_reward
-        trainers[role] = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_list(rows),
-                                     processing_class=tok, rollout_func=rollout_func)
+        # TRL types a reward function as returning list[float | None]; list is invariant, so list[float] is refused
+        trainers[role] = GRPOTrainer(model=model, reward_funcs=reward,  # type: ignore[arg-type]
+                                     args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                                     rollout_func=rollout_func)
 
     errors: dict[str, BaseException] = {}
 

@@ -72,7 +72,7 @@ def load_base(model_dir: Path, device: str, adapter: Path | None = None, trainab
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     dtype = torch.float32 if device == "cpu" else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype)  # a PeftModel once wrapped
     if adapter is not None:
         from peft import PeftModel
 
