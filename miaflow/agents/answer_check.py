@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 
 from .._text import STOPWORDS, normalize_answer, tokenize
-from .choices import is_yes_no_question
+from .choices import is_yes_no_question, question_options
 
 __all__ = ["check_answer", "supported", "restates_question", "is_yes_no_question", "extractive_span",
            "REJECT_REASONS"]
@@ -75,11 +75,16 @@ def restates_question(answer: str, question: str) -> bool:
     False
     >>> restates_question("Tulsa", "The band played its first show in what city?")
     False
+    >>> restates_question("University of New South Wales",
+    ...                   "Which University, University of New South Wales or Purbanchal University was established first?")
+    False
     """
     a = set(tokenize(answer))
     q = set(tokenize(question))
     if not a:
         return False
+    if any(normalize_answer(answer) == normalize_answer(o) for o in question_options(question)):
+        return False  # one of the options the question names is an answer, however long
     if normalize_answer(answer) == normalize_answer(question):
         return True
     inside = len(a & q) / len(a)

@@ -29,7 +29,7 @@ def _workflow(store=None):
                             config=ResearchConfig(reflect=False))
 
 
-def test_run_group_gives_a_typed_rollout_with_both_rewards():
+def test_run_group_gives_a_typed_rollout_with_both_rewards(tmp_path):
     roll = run_group(_workflow(), Q, 3, gold="Tulsa", judge_mode="gold", task_id="t1", adapter_version="v0")
     assert isinstance(roll, GroupRollout) and roll.n == 3 and roll.task_id == "t1" and roll.adapter_version == "v0"
     assert roll.answers == ["Tulsa"] * 3 and roll.scores == [1.0] * 3 and roll.judgements == ["correct"] * 3
@@ -38,7 +38,7 @@ def test_run_group_gives_a_typed_rollout_with_both_rewards():
     assert roll.planner_rewards == [1.0] * 3  # accurate first try, well-formed plan, no replan needed
     assert all(r >= 0.9 for r in roll.executor_rewards)  # accurate, searched, cited a document
     assert not roll.has_signal and "results" not in roll.to_dict()
-    assert buffer_rollout(ExperienceBuffer(":memory:"), roll) is True
+    assert buffer_rollout(ExperienceBuffer(tmp_path / "buffer.sqlite"), roll) is True
     with pytest.raises(InvalidInputError, match="judge_mode"):
         run_group(_workflow(), Q, 2, judge_mode="oracle")
 
