@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
         fmt: str = typer.Option("auto", "--format", help="auto, jsonl, hotpotqa or musique."),
         model: str = typer.Option(None, "--model", help="'local' (the bundled SmolLM2, the default), a model "
-                                  "folder, or an OpenAI-compatible server URL http://host:port/v1[/NAME] (vLLM with "
+                                  "folder, or an OpenAI-compatible server URL http://host:port/v1 (optionally /v1/NAME) (vLLM with "
                                   "--enable-lora to learn)."),
         base_model: Path = typer.Option(None, "--base-model", help="With --model URL and --learn: folder of the "
                                         "server's base model, where the planner adapter trains (default: the "
