@@ -27,7 +27,8 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/miaflow demo
 
-test: setup
+# the type check runs first: a test run of a package that does not type-check fails before any test runs
+test: setup type
 	$(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 test-fast: setup

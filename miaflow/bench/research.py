@@ -209,7 +209,7 @@ def run_bench(*, data: Path, format: str = "hotpotqa", limit: int = 20, model: s
 
     setup = prepare(data=data, format=format, limit=limit, model=model, memory=memory, reflect=reflect,
                     corpus=corpus, index_dir=index_dir, llm=llm)
-    config = {"data": str(setup.data), "format": format, "limit": limit,
+    config: dict[str, Any] = {"data": str(setup.data), "format": format, "limit": limit,
               "model": getattr(setup.llm, "name", model), "memory": memory, "reflect": reflect, "corpus": corpus,
               "corpus_docs": len(setup.index), "index_seconds": setup.seconds["index"],
               "model_load_seconds": setup.seconds["model"], "arms": {}}

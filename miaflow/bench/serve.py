@@ -58,6 +58,7 @@ def _measure(questions: list[str], model: str, corpus: str | None, console: Any)
     import openai
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
+    from mcp.types import TextContent
 
     from ..serve import AgentConfig, ResearchAgent
 
@@ -93,7 +94,8 @@ def _measure(questions: list[str], model: str, corpus: str | None, console: Any)
                 t0 = time.perf_counter()
                 res = await session.call_tool("research", {"question": q}, progress_callback=noop)
                 if res.is_error:
-                    raise RuntimeError(res.content[0].text)
+                    said = " ".join(c.text for c in res.content if isinstance(c, TextContent))
+                    raise RuntimeError(said or "the research tool failed without a message")
                 return {"wall": time.perf_counter() - t0, "run": res.structured_content["seconds"]}
 
             modes = ["direct", "mcp", "http"]
